@@ -1,0 +1,5 @@
+"""Constants of the Syscom RESS battery integration."""
+
+from typing import Final
+
+DOMAIN: Final = "syscom_ress"
