@@ -1,5 +1,4 @@
-"""Small read commands: pack count (90H), version (C1H), serials (C2H), capacities (A6H),
-clock (B1H/B2H)."""
+"""Pack count (90H), version (C1H), serials (C2H), capacities (A6H) and clock (B1H/B2H)."""
 
 from __future__ import annotations
 
@@ -81,7 +80,7 @@ def decode_clock(info: bytes) -> datetime:
         raise DecodeError(f"clock reply has {len(info)} bytes, expected 6")
     year, month, day, hour, minute, second = info
     try:
-        return datetime(2000 + year, month, day, hour, minute, second)  # noqa: DTZ001
+        return datetime(2000 + year, month, day, hour, minute, second)
     except ValueError as err:
         raise DecodeError(f"invalid clock value {info.hex()}") from err
 

@@ -112,7 +112,7 @@ def decode_history(info: bytes, index: int) -> HistoryRecord | None:
 
 def encode_history(record: HistoryRecord) -> bytes:
     """Encode a record as the A1H reply payload (the inverse of :func:`decode_history`)."""
-    writer = Writer().raw(encode_clock(record.time or datetime(2000, 1, 1)))  # noqa: DTZ001
+    writer = Writer().raw(encode_clock(record.time or datetime(2000, 1, 1)))
     writer.u8(len(record.cell_voltages))
     for volts in record.cell_voltages:
         writer.u16(round(volts * 1000))

@@ -1,5 +1,7 @@
-"""Every adjustable BMS parameter, as one table: the single source of truth for validation, the
-command-line tool, Home Assistant's number entities and the parameter actions.
+"""Every adjustable BMS parameter, as one table.
+
+The table is the single source of truth for validation, the command-line tool, Home Assistant's
+number entities and the parameter actions.
 
 Each group is one read/write command pair. A write sends exactly the bytes the read returned, with
 the edited fields re-encoded ([PACE-V3.1] A.129 ff.): the leading "function control" enable byte
@@ -45,9 +47,7 @@ class Parameter:
 
     def decode(self, payload: bytes) -> float:
         """This parameter's value from a read payload."""
-        raw = int.from_bytes(
-            payload[self.offset : self.offset + self.size], signed=self.magnitude
-        )
+        raw = int.from_bytes(payload[self.offset : self.offset + self.size], signed=self.magnitude)
         if self.magnitude:
             raw = abs(raw)
         return _tidy(raw * self.scale + self.base)
@@ -126,13 +126,32 @@ class Rule:
     upper: str
 
 
-def _p(key: str, group: str, offset: int, size: int, unit: str, scale: float, lo: float,
-       hi: float, step: float, default: float | None = None, **kw: object) -> Parameter:
+def _p(
+    key: str,
+    group: str,
+    offset: int,
+    size: int,
+    unit: str,
+    scale: float,
+    lo: float,
+    hi: float,
+    step: float,
+    default: float | None = None,
+    **kw: object,
+) -> Parameter:
     return Parameter(key, group, offset, size, unit, scale, lo, hi, step, default, **kw)  # type: ignore[arg-type]  # fmt: skip
 
 
-def _limit_group(group: str, unit: str, scale: float, lo: float, hi: float, step: float,
-                 defaults: tuple[float, float, float], **kw: object) -> list[Parameter]:
+def _limit_group(
+    group: str,
+    unit: str,
+    scale: float,
+    lo: float,
+    hi: float,
+    step: float,
+    defaults: tuple[float, float, float],
+    **kw: object,
+) -> list[Parameter]:
     """en(1), alarm(2), protection(2), release(2), delay(1, 100 ms): D0-D7."""
     alarm, protection, release = defaults
     return [
@@ -143,18 +162,21 @@ def _limit_group(group: str, unit: str, scale: float, lo: float, hi: float, step
     ]  # fmt: skip
 
 
-def _temperature(key: str, group: str, offset: int, lo: float, hi: float,
-                 default: float | None) -> Parameter:
+def _temperature(
+    key: str, group: str, offset: int, lo: float, hi: float, default: float | None
+) -> Parameter:
     return _p(key, group, offset, 2, "°C", 0.1, lo, hi, 1.0, default, base=-273.0)  # fmt: skip
 
 
-def _temperature_triplet(group: str, prefix: str, offset: int, lo: float, hi: float,
-                         defaults: tuple[float, float, float]) -> list[Parameter]:
+def _temperature_triplet(
+    group: str, prefix: str, offset: int, lo: float, hi: float, defaults: tuple[float, float, float]
+) -> list[Parameter]:
     """alarm, protection, release: three 0.1 K words."""
+    suffixes = ("alarm", "protection", "release")
     return [
         _temperature(f"{prefix}_{suffix}", group, offset + 2 * i, lo, hi, default)
-        for i, (suffix, default) in enumerate(zip(("alarm", "protection", "release"), defaults))
-    ]  # fmt: skip
+        for i, (suffix, default) in enumerate(zip(suffixes, defaults, strict=True))
+    ]
 
 
 HIGH_TEMPERATURE: Final = (20.0, 100.0)
@@ -170,8 +192,12 @@ GROUPS: Final[tuple[ParameterGroup, ...]] = (
         "discharge_over_current", Command.DISCHARGE_OC_READ, Command.DISCHARGE_OC_WRITE, 6
     ),
     ParameterGroup(
-        "discharge_over_current_2", Command.DISCHARGE_OC2_READ, Command.DISCHARGE_OC2_WRITE, 3,
-    ),  # fmt: skip
+        "discharge_over_current_2",
+        Command.DISCHARGE_OC2_READ,
+        Command.DISCHARGE_OC2_WRITE,
+        6,
+        write_size=3,
+    ),
     ParameterGroup("short_circuit", Command.SHORT_CIRCUIT_READ, Command.SHORT_CIRCUIT_WRITE, 1),
     ParameterGroup(
         "cell_high_temperature", Command.CELL_HIGH_TEMP_READ, Command.CELL_HIGH_TEMP_WRITE, 13
@@ -310,8 +336,10 @@ def validate(changes: Mapping[str, float], current: Mapping[str, float]) -> dict
         raise ValidationError("; ".join(problems))
     merged = {**current, **changes}
     for rule in RULES:
-        if rule.lower in merged and rule.upper in merged and (
-            rule.lower in changes or rule.upper in changes
+        if (
+            rule.lower in merged
+            and rule.upper in merged
+            and (rule.lower in changes or rule.upper in changes)
         ):
             lower, upper = merged[rule.lower], merged[rule.upper]
             if not lower < upper:

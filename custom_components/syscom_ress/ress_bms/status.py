@@ -262,9 +262,7 @@ def decode_status(info: bytes, command: int) -> StatusReply:
         charge, voltage, discharge = reader.take(3)
         values = dict(zip(layout, reader.take(len(layout)), strict=True))
         packs.append(
-            PackStatus(
-                first + i, cell_codes, temperature_codes, charge, voltage, discharge, values
-            )
+            PackStatus(first + i, cell_codes, temperature_codes, charge, voltage, discharge, values)
         )
     return StatusReply(info[0], tuple(packs))
 
@@ -280,7 +278,9 @@ def encode_status(packs: Iterable[PackStatus], command: int, info_flag: int = 0)
     for pack in packs:
         writer.u8(len(pack.cell_codes)).raw(bytes(pack.cell_codes))
         writer.u8(len(pack.temperature_codes)).raw(bytes(pack.temperature_codes))
-        writer.raw(bytes((pack.charge_current_code, pack.voltage_code, pack.discharge_current_code)))
+        writer.raw(
+            bytes((pack.charge_current_code, pack.voltage_code, pack.discharge_current_code))
+        )
         writer.raw(bytes(pack.bytes_.get(b, 0) for b in layout))
     return bytes(writer.data)
 
