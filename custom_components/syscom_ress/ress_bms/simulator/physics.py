@@ -1,0 +1,234 @@
+"""The electrochemistry and heat of one pack, simple enough to reason about in tests.
+
+Cell voltage = LiFePO4 open-circuit voltage at the cell's own state of charge + current x internal
+resistance + a fixed per-cell reading offset + small noise. Each cell carries a charge offset
+against the pack (the imbalance passive balancing works on). Temperatures relax exponentially
+towards ambient plus a heating term in current squared. Load profiles say what the inverter
+would draw or push; the BMS decides what actually flows.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+import math
+import random
+from typing import Final
+
+OCV_CURVE: Final = (
+    (0.00, 2.500), (0.02, 2.900), (0.05, 3.050), (0.10, 3.180), (0.20, 3.240), (0.30, 3.270),
+    (0.40, 3.290), (0.50, 3.300), (0.60, 3.310), (0.70, 3.320), (0.80, 3.330), (0.90, 3.340),
+    (0.95, 3.360), (0.98, 3.400), (1.00, 3.500),
+)  # fmt: skip
+"""(state of charge, open-circuit volts) of a LiFePO4 cell at 25 °C: flat 3.27-3.34 V plateau."""
+
+CELL_RESISTANCE: Final = 0.0008
+"""Ohms per cell (a 100 Ah prismatic cell plus its busbar): 100 A moves a cell by 80 mV."""
+NOISE_VOLTS: Final = 0.0006
+BALANCE_CURRENT: Final = 0.1
+"""Amperes bled through a balancing resistor."""
+CELL_HEATING: Final = 6e-4
+"""Kelvin of steady-state cell rise per A² (100 A: +6 K)."""
+MOS_HEATING: Final = 1.5e-3
+"""Kelvin of steady-state MOSFET rise per A² (100 A: +15 K)."""
+CELL_TAU: Final = 900.0
+MOS_TAU: Final = 60.0
+ENVIRONMENT_TAU: Final = 300.0
+CELL_SENSORS: Final = 4
+"""T1-T4 are cell sensors; T5 is the MOSFET, T6 the environment ([PACE-2018] A.12)."""
+
+
+def open_circuit_voltage(soc: float) -> float:
+    """Open-circuit volts of one cell at a state of charge between 0 and 1 (clamped)."""
+    soc = min(max(soc, 0.0), 1.0)
+    index = bisect_left(OCV_CURVE, (soc, 0.0))
+    if index == 0:
+        return OCV_CURVE[0][1]
+    (s0, v0), (s1, v1) = OCV_CURVE[index - 1], OCV_CURVE[min(index, len(OCV_CURVE) - 1)]
+    return v1 if s1 == s0 else v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
+
+
+def _relax(value: float, target: float, dt: float, tau: float) -> float:
+    return target + (value - target) * math.exp(-dt / tau)
+
+
+@dataclass(slots=True)
+class Cell:
+    """One cell: its imbalance, its resistance, and what the BMS last measured."""
+
+    charge_offset: float
+    """Ampere-hours above (+) or below (-) the pack's remaining capacity."""
+    resistance: float
+    reading_offset: float
+    """A fixed error of this cell's voltage channel, in volts."""
+    voltage: float = 0.0
+
+
+class PackPhysics:
+    """Charge, cell voltages and temperatures of one pack."""
+
+    def __init__(
+        self,
+        cells: int,
+        rng: random.Random,
+        *,
+        design_capacity: float = 100.0,
+        soc: float = 50.0,
+        ambient: float = 25.0,
+    ) -> None:
+        self.rng = rng
+        self.design_capacity = design_capacity
+        self.full_capacity = round(design_capacity * rng.uniform(0.97, 1.0), 2)
+        self.remaining = self.full_capacity * soc / 100
+        self.cycles_at_start = rng.randrange(0, 200)
+        self.discharged = 0.0
+        """Ah discharged since start (cycle count and the V3.1 cumulative counters)."""
+        self.charged = 0.0
+        self.current = 0.0
+        """Amperes flowing now, positive while charging (the BMS's convention)."""
+        self.ambient = ambient
+        self.cells = [
+            Cell(rng.uniform(-0.4, 0.4), CELL_RESISTANCE * rng.uniform(0.95, 1.05),
+                 rng.uniform(-0.002, 0.002))
+            for _ in range(cells)
+        ]  # fmt: skip
+        self.sensor_offsets = [rng.uniform(-0.3, 0.3) for _ in range(CELL_SENSORS + 2)]
+        self.cell_temperatures = [ambient + o for o in self.sensor_offsets[:CELL_SENSORS]]
+        self.mos_temperature = ambient + 2.0
+        self.environment_temperature = ambient + 1.0
+        self.forced_temperatures: dict[int, float] = {}
+        """Sensor index -> °C held there by a test (0-3 cells, 4 MOS, 5 environment)."""
+        self.measure(0.0)
+
+    @property
+    def soc(self) -> float:
+        """State of charge in percent."""
+        return 100 * self.remaining / self.full_capacity if self.full_capacity else 0.0
+
+    @soc.setter
+    def soc(self, percent: float) -> None:
+        self.remaining = self.full_capacity * min(max(percent, 0.0), 100.0) / 100
+        self.measure(self.current)
+
+    @property
+    def soh(self) -> float:
+        """State of health in percent: full over design capacity."""
+        return min(100.0, 100 * self.full_capacity / self.design_capacity)
+
+    @property
+    def cycles(self) -> int:
+        """Cycle count: the start value plus one per full capacity discharged."""
+        return self.cycles_at_start + int(self.discharged / self.full_capacity)
+
+    @property
+    def voltage(self) -> float:
+        """Pack voltage: the sum of the measured cell voltages."""
+        return sum(cell.voltage for cell in self.cells)
+
+    @property
+    def cell_voltages(self) -> list[float]:
+        """Measured cell voltages."""
+        return [cell.voltage for cell in self.cells]
+
+    @property
+    def temperatures(self) -> list[float]:
+        """T1-T4 cells, T5 MOSFET, T6 environment, °C."""
+        values = [*self.cell_temperatures, self.mos_temperature, self.environment_temperature]
+        for index, value in self.forced_temperatures.items():
+            values[index] = value
+        return values
+
+    def open_circuit_voltage(self) -> float:
+        """The pack's voltage with no current flowing."""
+        return sum(open_circuit_voltage(self._cell_soc(cell)) for cell in self.cells)
+
+    def charge_acceptance(self, target_voltage: float) -> float:
+        """Largest charge current a constant-voltage charger at ``target_voltage`` would push."""
+        resistance = sum(cell.resistance for cell in self.cells)
+        return max(0.0, (target_voltage - self.open_circuit_voltage()) / resistance)
+
+    def _cell_soc(self, cell: Cell) -> float:
+        return (self.remaining + cell.charge_offset) / self.full_capacity
+
+    def step(self, dt: float, current: float, balancing: Sequence[int] = ()) -> None:
+        """Let ``current`` flow for ``dt`` seconds with ``balancing`` cells (1-based) bleeding."""
+        ah = current * dt / 3600
+        self.remaining = min(max(self.remaining + ah, 0.0), self.full_capacity)
+        if ah > 0:
+            self.charged += ah
+        else:
+            self.discharged -= ah
+        for number in balancing:
+            self.cells[number - 1].charge_offset -= BALANCE_CURRENT * dt / 3600
+        square = current * current
+        self.cell_temperatures = [
+            _relax(t, self.ambient + offset + CELL_HEATING * square, dt, CELL_TAU)
+            for t, offset in zip(self.cell_temperatures, self.sensor_offsets, strict=False)
+        ]
+        self.mos_temperature = _relax(
+            self.mos_temperature, self.ambient + 2.0 + MOS_HEATING * square, dt, MOS_TAU
+        )
+        self.environment_temperature = _relax(
+            self.environment_temperature, self.ambient + 1.0, dt, ENVIRONMENT_TAU
+        )
+        self.measure(current)
+
+    def measure(self, current: float) -> None:
+        """Sample the cell voltages as the BMS would, with ``current`` flowing."""
+        self.current = current
+        gauss = self.rng.gauss
+        for cell in self.cells:
+            cell.voltage = (
+                open_circuit_voltage(self._cell_soc(cell))
+                + current * cell.resistance
+                + cell.reading_offset
+                + gauss(0.0, NOISE_VOLTS)
+            )
+
+
+type LoadProfile = Callable[[float], float]
+"""Seconds since midnight -> amperes one pack is asked for (+ charge, - discharge)."""
+
+
+def idle_profile(_time_of_day: float) -> float:
+    """Nothing connected: no current at all."""
+    return 0.0
+
+
+def solar_day_profile(time_of_day: float) -> float:
+    """A house with solar: a daytime charge hump, a base load and an evening peak."""
+    hour = time_of_day / 3600 % 24
+    solar = 45.0 * max(0.0, math.sin(math.pi * (hour - 7) / 11)) if 7 <= hour <= 18 else 0.0
+    load = 6.0 + (14.0 if 18 <= hour < 22 else 0.0) + (3.0 if 6 <= hour < 8 else 0.0)
+    return round(solar - load, 2)
+
+
+STRESS_CYCLE: Final = (
+    (60, -95.0),
+    (10, -115.0),
+    (60, 95.0),
+    (10, 0.0),
+    (60, -60.0),
+    (60, 60.0),
+    (40, 0.0),
+)
+"""(seconds, amperes): hard discharge, a spike past the discharge alarm, hard charge, rests."""
+
+
+def stress_profile(time_of_day: float) -> float:
+    """Hard charge and discharge with a spike past the discharge over-current alarm."""
+    period = sum(seconds for seconds, _ in STRESS_CYCLE)
+    position = time_of_day % period
+    for seconds, amperes in STRESS_CYCLE:
+        if position < seconds:
+            return amperes
+        position -= seconds
+    return 0.0
+
+
+LOAD_PROFILES: Final[dict[str, LoadProfile]] = {
+    "idle": idle_profile,
+    "solar-day": solar_day_profile,
+    "stress": stress_profile,
+}
