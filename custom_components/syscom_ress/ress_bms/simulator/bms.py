@@ -77,11 +77,11 @@ type Measure = Callable[[PackPhysics], float]
 
 
 def _max_cell(p: PackPhysics) -> float:
-    return max(p.cell_voltages)
+    return p.highest_cell
 
 
 def _min_cell(p: PackPhysics) -> float:
-    return min(p.cell_voltages)
+    return p.lowest_cell
 
 
 def _pack_voltage(p: PackPhysics) -> float:
@@ -409,10 +409,11 @@ class Bms:
         return False
 
     def _balance(self) -> None:
-        cells = self.physics.cell_voltages
-        lowest, highest = min(cells), max(cells)
+        physics = self.physics
+        lowest, highest = physics.lowest_cell, physics.highest_cell
         delta = self.value("balance_delta") / 1000
         if highest >= self.value("balance_start_voltage") and highest - lowest > delta:
+            cells = physics.cell_voltages
             self.balancing = tuple(i + 1 for i, v in enumerate(cells) if v - lowest > delta)
         else:
             self.balancing = ()

@@ -124,12 +124,22 @@ class PackPhysics:
     @property
     def voltage(self) -> float:
         """Pack voltage: the sum of the measured cell voltages."""
-        return sum(cell.voltage for cell in self.cells)
+        return self._voltage
+
+    @property
+    def highest_cell(self) -> float:
+        """The highest measured cell voltage."""
+        return self._highest
+
+    @property
+    def lowest_cell(self) -> float:
+        """The lowest measured cell voltage."""
+        return self._lowest
 
     @property
     def cell_voltages(self) -> list[float]:
-        """Measured cell voltages."""
-        return [cell.voltage for cell in self.cells]
+        """Measured cell voltages (a copy)."""
+        return list(self._cell_voltages)
 
     @property
     def temperatures(self) -> list[float]:
@@ -185,6 +195,9 @@ class PackPhysics:
                 + cell.reading_offset
                 + gauss(0.0, NOISE_VOLTS)
             )
+        voltages = self._cell_voltages = [cell.voltage for cell in self.cells]
+        self._voltage = sum(voltages)
+        self._highest, self._lowest = max(voltages), min(voltages)
 
 
 type LoadProfile = Callable[[float], float]

@@ -66,6 +66,7 @@ class Settings:
         )
         self.payloads: dict[str, bytes] = {}
         self.values: dict[str, float] = {}
+        self._enabled: dict[str, bool] = {}
         for group in GROUPS:
             data = bytearray(read_size(group))
             if has_enable_byte(group):
@@ -81,6 +82,7 @@ class Settings:
     def _store(self, group: ParameterGroup, payload: bytes) -> None:
         self.payloads[group.key] = payload
         self.values.update(group.decode(payload))
+        self._enabled[group.key] = not has_enable_byte(group) or payload[0] != 0
 
     def read(self, group: ParameterGroup) -> bytes:
         """The payload a read of this group returns."""
@@ -88,8 +90,7 @@ class Settings:
 
     def enabled(self, group_key: str) -> bool:
         """Whether a group's function is enabled (groups without the flag always are)."""
-        group = GROUPS_BY_KEY[group_key]
-        return not has_enable_byte(group) or self.payloads[group_key][0] != 0
+        return self._enabled[group_key]
 
     def write(self, group: ParameterGroup, payload: bytes) -> int:
         """Apply a write; return the RTN (0 = stored)."""
