@@ -75,6 +75,10 @@ class Pack:
         current = 0.0 if self.bms.shutdown else self.bms.allowed_current(demand)
         self.physics.step(dt, current, self.bms.balancing)
         self.bms.evaluate(dt, now, demand)
+        after = 0.0 if self.bms.shutdown else self.bms.allowed_current(demand)
+        if after != current:
+            # A MOSFET opened (or closed) in this cycle: what is read now flows after the switch.
+            self.physics.measure(after)
 
     def shutdown(self) -> bool:
         """9CH: sleep until woken; under load the firmware reboots instead (returns False)."""
