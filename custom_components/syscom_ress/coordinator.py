@@ -1,0 +1,492 @@
+"""One coordinator per stack: discover the packs, poll them, keep what the entities show.
+
+A refresh polls every pack through :class:`~.ress_bms.client.StackClient`. A pack that misses a
+refresh keeps its last values until it has missed :data:`MISSED_REFRESHES_UNAVAILABLE` in a
+row, then only its entities turn unavailable; the whole update fails (``UpdateFailed``, with a
+growing ``retry_after``) only when nothing on the bus has answered for as many refreshes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .const import (
+    CONF_ADVANCED,
+    CONF_BAUDRATE,
+    CONF_DEVICE,
+    CONF_MASTER_ADDRESS,
+    CONF_POLL_MODE,
+    CONF_SCAN_INTERVAL,
+    CONF_TIMEOUT,
+    DEFAULT_BAUD,
+    DEFAULT_LINK_TIMEOUT,
+    DEFAULT_MASTER,
+    DEFAULT_POLL_MODE,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    MANUFACTURER,
+    MAX_INTEGRATION_GAP,
+    MISSED_REFRESHES_UNAVAILABLE,
+    PACK_MODEL,
+    REDISCOVERY_INTERVAL,
+    RETRY_AFTER_MAX,
+    STACK_MODEL,
+)
+from .ress_bms.analog import PackAnalog
+from .ress_bms.client import PackInfo, PollMode, StackClient, StackInfo, StackSample
+from .ress_bms.errors import (
+    BmsError,
+    BmsTimeoutError,
+    LinkError,
+    UnsupportedProtocolError,
+)
+from .ress_bms.link import Link
+from .ress_bms.status import PackStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+type RessConfigEntry = ConfigEntry[StackCoordinator]
+
+LINK_QUALITY_WINDOW: Final = 20
+"""Link quality is the share of successful exchanges over this many refreshes."""
+
+
+# -- what the entities read ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackState:
+    """One pack as the entities see it: its last values and how many refreshes it missed."""
+
+    address: int
+    info: PackInfo
+    analog: PackAnalog | None = None
+    status: PackStatus | None = None
+    missed: int = 0
+
+    @property
+    def available(self) -> bool:
+        """Whether the pack's entities show values (it answered recently enough)."""
+        return self.analog is not None and self.missed < MISSED_REFRESHES_UNAVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class StackData:
+    """The result of one refresh; equal results do not wake the entities."""
+
+    packs: Mapping[int, PackState]
+    energy_charged: float = 0.0
+    """kWh, rounded to 1 Wh (the exact counter lives in :class:`EnergyCounter`)."""
+    energy_discharged: float = 0.0
+    link_quality: float | None = None
+    """Share of exchanges that got their reply over the last refreshes, in %."""
+    round_trip: float | None = None
+    """Round-trip time of the last exchange, in ms."""
+
+    @property
+    def available_packs(self) -> list[PackState]:
+        """Packs whose values are current enough to show."""
+        return [p for p in self.packs.values() if p.available]
+
+    def analogs(self) -> list[PackAnalog]:
+        """Analog values of the available packs."""
+        return [p.analog for p in self.available_packs if p.analog is not None]
+
+
+def soc_weighted(analogs: Iterable[PackAnalog]) -> float | None:
+    """Capacity-weighted state of charge: each pack counts by its full capacity."""
+    values = list(analogs)
+    weight = sum(a.full_capacity for a in values)
+    if not values:
+        return None
+    if not weight:
+        return round(sum(a.soc for a in values) / len(values), 1)
+    return round(sum(a.soc * a.full_capacity for a in values) / weight, 1)
+
+
+# -- energy ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EnergyCounter:
+    """Energy charged and discharged, integrated from each pack's power on every refresh.
+
+    Trapezoids between consecutive readings of the same pack; a sign change is split at the
+    zero crossing. A gap longer than :data:`MAX_INTEGRATION_GAP` (the bus was down) is not
+    bridged. The totals only grow: a restored value is added once as a baseline.
+    """
+
+    charged: float = 0.0
+    """kWh."""
+    discharged: float = 0.0
+    _last: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _restored: set[str] = field(default_factory=set)
+
+    def add(self, address: int, moment: float, power: float) -> None:
+        """Account a reading of ``power`` W (+ = charging) taken at ``moment`` (s)."""
+        last = self._last.get(address)
+        self._last[address] = (moment, power)
+        if last is None:
+            return
+        then, before = last
+        span = moment - then
+        if not 0 < span <= MAX_INTEGRATION_GAP:
+            return
+        if before * power >= 0:
+            self._book((before + power) / 2 * span)
+        else:
+            crossing = span * abs(before) / (abs(before) + abs(power))
+            self._book(before / 2 * crossing)
+            self._book(power / 2 * (span - crossing))
+
+    def _book(self, joules: float) -> None:
+        kwh = abs(joules) / 3_600_000
+        if joules > 0:
+            self.charged += kwh
+        else:
+            self.discharged += kwh
+
+    def forget(self, address: int) -> None:
+        """Stop integrating a pack until its next reading (it stopped answering)."""
+        self._last.pop(address, None)
+
+    def restore(self, key: str, value: float) -> None:
+        """Add a total restored from before a restart, once per counter."""
+        if key in self._restored or value < 0:
+            return
+        self._restored.add(key)
+        if key == "energy_charged":
+            self.charged += value
+        elif key == "energy_discharged":
+            self.discharged += value
+
+    def total(self, key: str) -> float:
+        """The counter named by an entity key."""
+        return self.charged if key == "energy_charged" else self.discharged
+
+
+# -- the coordinator -------------------------------------------------------------------------
+
+
+def link_for_entry_data(data: Mapping[str, Any]) -> Link:
+    """The link config entry data describe."""
+    advanced = data.get(CONF_ADVANCED, {})
+    return Link(
+        data[CONF_DEVICE],
+        baudrate=int(data.get(CONF_BAUDRATE, DEFAULT_BAUD)),
+        timeout=float(advanced.get(CONF_TIMEOUT, DEFAULT_LINK_TIMEOUT)),
+    )
+
+
+def client_for_entry_data(data: Mapping[str, Any], link: Link) -> StackClient:
+    """The stack client config entry data describe."""
+    advanced = data.get(CONF_ADVANCED, {})
+    return StackClient(
+        link,
+        master_address=int(advanced.get(CONF_MASTER_ADDRESS, DEFAULT_MASTER)),
+        poll_mode=PollMode(advanced.get(CONF_POLL_MODE, DEFAULT_POLL_MODE)),
+    )
+
+
+def error_key(err: BaseException) -> str:
+    """Translation key for a library error (config flow errors and exceptions share them)."""
+    if isinstance(err, UnsupportedProtocolError):
+        return "ver20_unsupported"
+    if isinstance(err, BmsTimeoutError):
+        return "no_reply"
+    if isinstance(err, LinkError):
+        return "cannot_connect"
+    return "not_pace"
+
+
+class StackCoordinator(DataUpdateCoordinator[StackData]):
+    """Polls one stack of packs behind one link."""
+
+    config_entry: RessConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: RessConfigEntry,
+        client: StackClient | None = None,
+    ) -> None:
+        interval = entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=timedelta(seconds=interval),
+            always_update=False,
+        )
+        self.client = client or client_for_entry_data(entry.data, link_for_entry_data(entry.data))
+        self.stack_id: str = entry.unique_id or entry.entry_id
+        """Root of every unique id: the master pack's BMS serial (the entry's unique id)."""
+        self.stack_device_id: str | None = None
+        self.energy = EnergyCounter()
+        self.last_sample: StackSample | None = None
+        self._packs: dict[int, PackState] = {}
+        self._silent = 0
+        self._failures = 0
+        self._discovered_at = 0.0
+        self._reported: set[int] = set()
+        """Packs whose silence was logged (logged again once when they are back)."""
+        self._quality: deque[tuple[int, int]] = deque(maxlen=LINK_QUALITY_WINDOW + 1)
+
+    @property
+    def link(self) -> Link:
+        """The byte link to the bus."""
+        return self.client.link
+
+    @property
+    def stack(self) -> StackInfo | None:
+        """What discovery found."""
+        return self.client.stack
+
+    # -- set-up and discovery ------------------------------------------------------------------
+
+    async def _async_setup(self) -> None:
+        """Discover the packs once, before the first poll."""
+        try:
+            stack = await self._discover()
+        except UnsupportedProtocolError as err:
+            raise ConfigEntryError(
+                translation_domain=DOMAIN, translation_key="ver20_unsupported"
+            ) from err
+        except BmsError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key=error_key(err),
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._adopt(stack)
+
+    async def _discover(self) -> StackInfo:
+        stack = await self.client.discover(scan=self.client.requested_mode is PollMode.DIRECT)
+        self._discovered_at = time.monotonic()
+        return stack
+
+    async def async_rediscover(self) -> bool:
+        """Ask the stack again for its packs; register those that are new. True if any."""
+        try:
+            if self.client.requested_mode is not PollMode.DIRECT:
+                count = await self.client.detect_protocol()
+                if count <= len(self._packs):
+                    self._discovered_at = time.monotonic()
+                    return False
+            known = self.client.stack
+            stack = await self._discover()
+        except BmsError as err:
+            LOGGER.debug("Looking for new packs on %s failed: %s", self.link.url, err)
+            return False
+        if known is not None and len(stack.packs) < len(known.packs):
+            # A pack that is off for a while is not forgotten: keep polling what we knew.
+            self.client.stack = StackInfo(
+                known.master_address,
+                tuple(
+                    sorted(
+                        {p.address: p for p in (*known.packs, *stack.packs)}.values(),
+                        key=lambda p: p.address,
+                    )
+                ),
+            )
+            stack = self.client.stack
+        return self._adopt(stack)
+
+    def _adopt(self, stack: StackInfo) -> bool:
+        """Register the stack and any new pack as devices; True when packs were added."""
+        new = [p for p in stack.packs if p.address not in self._packs]
+        for pack in stack.packs:
+            old = self._packs.get(pack.address)
+            self._packs[pack.address] = (
+                PackState(pack.address, pack) if old is None else replace(old, info=pack)
+            )
+        self._register_devices(stack)
+        if new and self.data is not None:
+            LOGGER.info(
+                "Found %s new pack(s) on %s: %s",
+                len(new),
+                self.link.url,
+                ", ".join(str(p.address) for p in new),
+            )
+        return bool(new)
+
+    def _register_devices(self, stack: StackInfo) -> None:
+        registry = dr.async_get(self.hass)
+        master = stack.master
+        stack_device = registry.async_get_or_create(
+            config_entry_id=self.config_entry.entry_id,
+            identifiers={(DOMAIN, self.stack_id)},
+            manufacturer=MANUFACTURER,
+            model=STACK_MODEL,
+            serial_number=master.bms_serial,
+            sw_version=master.version,
+            translation_key="stack",
+        )
+        self.stack_device_id = stack_device.id
+        for pack in stack.packs:
+            registry.async_get_or_create(
+                config_entry_id=self.config_entry.entry_id,
+                identifiers={(DOMAIN, self.pack_identifier(pack.address))},
+                manufacturer=MANUFACTURER,
+                model=PACK_MODEL,
+                model_id=model_id(pack.version),
+                serial_number=pack.bms_serial,
+                sw_version=pack.version,
+                translation_key="pack",
+                translation_placeholders={"address": str(pack.address)},
+                via_device_id=stack_device.id,
+            )
+
+    def pack_identifier(self, address: int) -> str:
+        """Device identifier and unique-id root of a pack: stack serial and DIP address.
+
+        Slave packs of a PACE stack often answer nothing but the master's relayed 42H/44H, so
+        they have no serial of their own to build on; the address set on the ADD switch is
+        stable for as long as the pack keeps its place in the stack.
+        """
+        return f"{self.stack_id}_pack{address}"
+
+    def address_of_device(self, device: dr.DeviceEntry) -> int | None:
+        """The pack address a device stands for (``None`` for the stack or a foreign device)."""
+        prefix = f"{self.stack_id}_pack"
+        for domain, identifier in device.identifiers:
+            if domain == DOMAIN and identifier.startswith(prefix):
+                suffix = identifier.removeprefix(prefix)
+                if suffix.isdigit():
+                    return int(suffix)
+        return None
+
+    # -- polling -------------------------------------------------------------------------------
+
+    async def _async_update_data(self) -> StackData:
+        if time.monotonic() - self._discovered_at > REDISCOVERY_INTERVAL.total_seconds():
+            await self.async_rediscover()
+        sample = await self.client.poll()
+        self.last_sample = sample
+        answered = [
+            a
+            for a, p in sample.packs.items()
+            if a in self._packs and p.online and p.analog is not None
+        ]
+        for address, state in list(self._packs.items()):
+            got = sample.packs.get(address)
+            if address in answered and got is not None and got.analog is not None:
+                self.energy.add(address, sample.started, got.analog.power)
+                if address in self._reported:
+                    self._reported.discard(address)
+                    LOGGER.info("Pack %s on %s answers again", address, self.link.url)
+                self._packs[address] = replace(
+                    state, analog=got.analog, status=got.status, missed=0
+                )
+                continue
+            self.energy.forget(address)
+            silent = self._packs[address] = replace(state, missed=state.missed + 1)
+            if answered and not silent.available and address not in self._reported:
+                # Only when others answer: a silent bus is the coordinator's to report.
+                self._reported.add(address)
+                LOGGER.warning(
+                    "Pack %s on %s stopped answering (%s refreshes): %s",
+                    address,
+                    self.link.url,
+                    silent.missed,
+                    got.error if got is not None and got.error else "offline",
+                )
+        if answered:
+            self._silent = 0
+            self._failures = 0
+        else:
+            self._silent += 1
+            if self.data is None or self._silent >= MISSED_REFRESHES_UNAVAILABLE:
+                self._failures += 1
+                raise self._silent_error(sample)
+        self._quality.append((self.link.stats.exchanges, self.link.stats.replies))
+        return self._snapshot()
+
+    def _silent_error(self, sample: StackSample) -> UpdateFailed:
+        errors = [p.error for p in sample.packs.values() if p.error is not None]
+        err = errors[0] if errors else None
+        interval = self.update_interval.total_seconds() if self.update_interval else 30.0
+        retry_after = min(RETRY_AFTER_MAX, interval * 2 ** (self._failures - 1))
+        failure = UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="stack_silent",
+            translation_placeholders={
+                "url": self.link.url,
+                "error": str(err) if err else "offline",
+            },
+            retry_after=retry_after,
+        )
+        failure.__cause__ = err
+        return failure
+
+    def _snapshot(self) -> StackData:
+        return StackData(
+            packs=dict(self._packs),
+            energy_charged=round(self.energy.charged, 3),
+            energy_discharged=round(self.energy.discharged, 3),
+            link_quality=self._link_quality(),
+            round_trip=(
+                round(self.link.stats.last_rtt * 1000)
+                if self.link.stats.last_rtt is not None
+                else None
+            ),
+        )
+
+    def _link_quality(self) -> float | None:
+        stats = self.link.stats
+        if not self._quality:
+            return None
+        (first_tries, first_replies), (tries, replies) = self._quality[0], self._quality[-1]
+        if len(self._quality) > 1 and tries > first_tries:
+            return round(100 * (replies - first_replies) / (tries - first_tries))
+        return round(stats.success_rate) if stats.success_rate is not None else None
+
+    # -- helpers for entities and the control side ---------------------------------------------
+
+    def pack(self, address: int) -> PackState | None:
+        """The current state of one pack."""
+        return self.data.packs.get(address) if self.data is not None else None
+
+    @callback
+    def forget_pack(self, address: int) -> None:
+        """Stop polling a pack the owner removed; rediscovery brings it back if it returns."""
+        self._packs.pop(address, None)
+        self._reported.discard(address)
+        self.energy.forget(address)
+        if (stack := self.client.stack) is not None:
+            self.client.stack = replace(
+                stack, packs=tuple(p for p in stack.packs if p.address != address)
+            )
+        if self.data is not None:
+            self.async_set_pack_updated()
+
+    @callback
+    def async_set_pack_updated(self) -> None:
+        """Push the current pack states to the entities without polling (after a write)."""
+        self.async_set_updated_data(self._snapshot())
+
+    async def async_shutdown(self) -> None:
+        """Stop polling and close the link."""
+        await super().async_shutdown()
+        await self.client.link.close()
+
+
+def model_id(version: str | None) -> str | None:
+    """The model part of a C1H version string: ``P16S100A`` of ``P16S100A-1812-1.00``."""
+    if not version:
+        return None
+    return version.split("-", 1)[0].strip() or None

@@ -1,0 +1,97 @@
+"""Base entities: one for the stack device, one for each pack device.
+
+Every platform (sensors, binary sensors, and the control side's numbers, switches and events)
+builds on these. Unique ids: ``{stack}_{key}`` for the stack, ``{stack}_pack{address}_{key}``
+for a pack, where ``stack`` is the master pack's BMS serial (see
+:meth:`StackCoordinator.pack_identifier` for why packs are keyed by address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN
+from .coordinator import PackState, RessConfigEntry, StackCoordinator
+
+
+class RessEntity(CoordinatorEntity[StackCoordinator]):
+    """Common ground: a coordinator, a description, a translated name."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: StackCoordinator, description: EntityDescription) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+
+
+class StackEntity(RessEntity):
+    """An entity of the stack device (totals, link health)."""
+
+    def __init__(self, coordinator: StackCoordinator, description: EntityDescription) -> None:
+        super().__init__(coordinator, description)
+        self._attr_unique_id = f"{coordinator.stack_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, coordinator.stack_id)})
+
+
+class PackEntity(RessEntity):
+    """An entity of one pack; unavailable while that pack is silent, whatever the others do."""
+
+    def __init__(
+        self, coordinator: StackCoordinator, description: EntityDescription, address: int
+    ) -> None:
+        super().__init__(coordinator, description)
+        self.address = address
+        root = coordinator.pack_identifier(address)
+        self._attr_unique_id = f"{root}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, root)})
+
+    @property
+    def pack(self) -> PackState | None:
+        """This pack's current state."""
+        return self.coordinator.pack(self.address)
+
+    @property
+    def available(self) -> bool:
+        """Available while the bus works and this pack answered recently enough."""
+        pack = self.pack
+        return super().available and pack is not None and pack.available
+
+
+type PackEntityFactory = Callable[[StackCoordinator, PackState], Iterable[Entity]]
+
+
+@callback
+def async_add_pack_entities(
+    entry: RessConfigEntry,
+    add_entities: Callable[[Iterable[Entity]], None],
+    factory: PackEntityFactory,
+) -> None:
+    """Add a pack's entities once it has sent values, now and for packs found later.
+
+    A pack's first values tell how many cells and temperature sensors it has, so its entities
+    wait for them; a pack that joins the stack later gets its entities without a reload.
+    """
+    coordinator = entry.runtime_data
+    added: set[int] = set()
+
+    @callback
+    def add_new() -> None:
+        if coordinator.data is None:
+            return
+        entities: list[Entity] = []
+        added.intersection_update(coordinator.data.packs)  # removed packs may come back
+        for address, pack in coordinator.data.packs.items():
+            if address in added or pack.analog is None:
+                continue
+            added.add(address)
+            entities.extend(factory(coordinator, pack))
+        if entities:
+            add_entities(entities)
+
+    add_new()
+    entry.async_on_unload(coordinator.async_add_listener(add_new))

@@ -1,0 +1,83 @@
+"""Fixtures for the Home Assistant integration tests (this folder only)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.syscom_ress.const import (
+    CONF_ADVANCED,
+    CONF_BAUDRATE,
+    CONF_DEVICE,
+    CONF_MASTER_ADDRESS,
+    CONF_POLL_MODE,
+    CONF_TIMEOUT,
+    DOMAIN,
+)
+from custom_components.syscom_ress.ress_bms.simulator import Simulator
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/syscom_ress in every test of this folder."""
+    return
+
+
+# -- the stack under test: the simulator on a local TCP port -----------------------------------
+
+
+TEST_TIMEOUT = 0.3
+"""Reply timeout of the test entries: a silent pack costs 2 x 0.3 s, not 2 x 1 s."""
+
+
+def entry_data(
+    url: str, *, poll_mode: str = "auto", timeout: float = TEST_TIMEOUT
+) -> dict[str, Any]:
+    """Config entry data for a stack at ``url``."""
+    return {
+        CONF_DEVICE: url,
+        CONF_BAUDRATE: 9600,
+        CONF_ADVANCED: {
+            CONF_POLL_MODE: poll_mode,
+            CONF_MASTER_ADDRESS: 1,
+            CONF_TIMEOUT: timeout,
+        },
+    }
+
+
+@pytest.fixture
+def sim_packs() -> int:
+    """How many packs the simulated stack has (override in a module or with parametrize)."""
+    return 3
+
+
+@pytest.fixture
+async def sim(socket_enabled: None, sim_packs: int) -> AsyncIterator[Simulator]:
+    """A simulated stack on 127.0.0.1, time stepped by the test (``sim.advance``)."""
+    async with Simulator(packs=sim_packs, seed=1) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def config_entry(sim: Simulator) -> MockConfigEntry:
+    """A config entry for the simulated stack (not added to Home Assistant yet)."""
+    serial = sim.pack(1).bms_serial
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"RESS battery {serial}",
+        unique_id=serial,
+        data=entry_data(sim.url),
+    )
+
+
+@pytest.fixture
+async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
+    """The simulated stack, set up in Home Assistant."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
