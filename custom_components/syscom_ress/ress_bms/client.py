@@ -294,25 +294,36 @@ class StackClient:
     async def poll(self) -> StackSample:
         """Analog values and alarms of every pack; one pack's failure stays its own."""
         started = time.monotonic()
-        mode = self.mode
-        if mode is None:
+        if self.mode is None:
             mode, samples = await self._choose_mode()
         else:
+            mode = self.mode
             samples = await self._poll(mode)
+            if self.requested_mode is PollMode.AUTO and not any(s.online for s in samples.values()):
+                self.mode = None  # nothing answered: choose again next time
         return StackSample(samples, mode, started, time.monotonic() - started)
 
     async def _choose_mode(self) -> tuple[PollMode, dict[int, PackSample]]:
-        """AUTO: try the modes from the fewest bytes on the wire; keep the first that works."""
+        """AUTO: try the modes from the fewest bytes on the wire; keep the first that works.
+
+        When no mode reaches every pack, the one that reaches most wins (the fewest bytes on a
+        tie): a pack that is off does not push the stack into a slower mode.
+        """
         candidates = [PollMode.RELAY] if len(self._addresses()) == 1 else list(PollMode)[1:]
-        samples: dict[int, PackSample] = {}
+        best: tuple[int, PollMode, dict[int, PackSample]] | None = None
         for mode in candidates:
             samples = await self._poll(mode)
-            if all(s.online for s in samples.values()):
-                self.mode = mode
-                _LOGGER.debug("Poll mode %s works for %s packs", mode, len(samples))
-                return mode, samples
-        best = max(candidates, key=lambda m: sum(s.online for s in samples.values()))
-        return best, samples
+            online = sum(s.online for s in samples.values())
+            if best is None or online > best[0]:
+                best = (online, mode, samples)
+            if online == len(samples):
+                break
+        assert best is not None
+        online, mode, samples = best
+        if online:
+            self.mode = mode
+            _LOGGER.debug("Poll mode %s reaches %s of %s packs", mode, online, len(samples))
+        return mode, samples
 
     async def _poll(self, mode: PollMode) -> dict[int, PackSample]:
         addresses = self._addresses()

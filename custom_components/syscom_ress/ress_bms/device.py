@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from .buffer import Reader, Writer
 from .errors import DecodeError
@@ -21,10 +22,14 @@ def _text(raw: bytes) -> str:
     return raw.replace(b"\x00", b" ").decode("ascii", "replace").strip()
 
 
+MIN_TEXT_BYTES: Final = 10
+"""C1H/C2H carry 20 or 40 characters; a shorter reply is another command's late answer."""
+
+
 def decode_version(info: bytes) -> str:
     """C1H: 20 ASCII characters of software/hardware version (40 with a Bluetooth name)."""
-    if not info:
-        raise DecodeError("empty version reply")
+    if len(info) < MIN_TEXT_BYTES:
+        raise DecodeError(f"version reply has {len(info)} bytes, expected 20 or 40")
     return _text(info[:20])
 
 
@@ -38,8 +43,8 @@ class Serials:
 
 def decode_serials(info: bytes) -> Serials:
     """C2H: 20 characters of BMS serial, then optionally 20 of pack serial."""
-    if not info:
-        raise DecodeError("empty serial reply")
+    if len(info) < MIN_TEXT_BYTES:
+        raise DecodeError(f"serial reply has {len(info)} bytes, expected 20 or 40")
     pack = _text(info[20:40]) if len(info) > 20 else ""
     return Serials(_text(info[:20]), pack or None)
 

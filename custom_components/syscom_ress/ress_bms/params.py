@@ -313,10 +313,11 @@ RULES: Final[tuple[Rule, ...]] = (
 def groups_for(keys: Iterable[str]) -> tuple[ParameterGroup, ...]:
     """The groups to read before writing ``keys``: their own and their rule partners'."""
     keys = set(keys)
-    for rule in RULES:
-        if rule.lower in keys or rule.upper in keys:
-            keys |= {rule.lower, rule.upper}
-    wanted = {PARAMETERS_BY_KEY[k].group for k in keys if k in PARAMETERS_BY_KEY}
+    partners = {
+        key for rule in RULES if rule.lower in keys or rule.upper in keys
+        for key in (rule.lower, rule.upper)
+    }  # fmt: skip
+    wanted = {PARAMETERS_BY_KEY[k].group for k in keys | partners if k in PARAMETERS_BY_KEY}
     return tuple(g for g in GROUPS if g.key in wanted)
 
 

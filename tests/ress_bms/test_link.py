@@ -1,0 +1,231 @@
+"""The link against a scripted TCP peer: split, glued, garbage, silence, late replies, drops."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ress_bms.commands import Command, encode_request
+from ress_bms.device import decode_pack_count, decode_version
+from ress_bms.errors import (
+    BmsTimeoutError,
+    CommandRefusedError,
+    LinkError,
+    LinkUnavailableError,
+)
+from ress_bms.frame import Frame
+from ress_bms.link import Link
+
+from .fakepeer import FakePeer, reply
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+PACK_COUNT = encode_request(Command.PACK_COUNT, 1)
+VERSION = encode_request(Command.VERSION, 1)
+VERSION_TEXT = b"P16S100A-1812-1.00  "
+
+
+def count(frame: Frame) -> int:
+    return decode_pack_count(frame.info)
+
+
+async def answer_count(frame: Frame, writer: asyncio.StreamWriter) -> None:
+    writer.write(reply(frame, b"\x03"))
+
+
+async def test_exchange_returns_the_decoded_reply_and_counts_it() -> None:
+    async with FakePeer(answer_count) as peer, Link(peer.url, timeout=0.5) as link:
+        assert await link.exchange(PACK_COUNT, count) == 3
+        assert link.stats.replies == 1
+        assert link.stats.success_rate == 100.0
+        assert link.stats.last_rtt is not None
+        request, raw = link.stats.last_frames[Command.PACK_COUNT]
+        assert request == PACK_COUNT
+        assert raw == reply(peer.requests[0], b"\x03")
+
+
+async def test_reply_split_across_reads() -> None:
+    async def slow(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        data = reply(frame, b"\x02")
+        for chunk in (data[:3], data[3:11], data[11:]):
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    async with FakePeer(slow) as peer, Link(peer.url, timeout=0.5) as link:
+        assert await link.exchange(PACK_COUNT, count) == 2
+
+
+async def test_garbage_before_the_reply_is_skipped() -> None:
+    async def noisy(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"\x00\xff\x13 noise" + reply(frame, b"\x01"))
+
+    async with FakePeer(noisy) as peer, Link(peer.url, timeout=0.5) as link:
+        assert await link.exchange(PACK_COUNT, count) == 1
+        assert link.stats.noise_bytes == 9
+
+
+async def test_glued_stale_frame_is_not_taken_as_the_answer() -> None:
+    async def glued(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        stale = reply(frame, b"\x02")  # another exchange's 1-byte answer
+        writer.write(stale + reply(frame, VERSION_TEXT))
+
+    async with FakePeer(glued) as peer, Link(peer.url, timeout=0.5) as link:
+        assert await link.exchange(VERSION, lambda f: decode_version(f.info)) == (
+            "P16S100A-1812-1.00"
+        )
+        assert link.stats.stale_frames == 1
+
+
+async def test_silence_times_out_after_one_retry() -> None:
+    async def silent(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        return
+
+    async with FakePeer(silent) as peer, Link(peer.url, timeout=0.1) as link:
+        with pytest.raises(BmsTimeoutError, match="90H"):
+            await link.exchange(PACK_COUNT, count)
+        assert len(peer.requests) == 2
+        assert link.stats.timeouts == 2
+        assert link.stats.retries == 1
+        assert link.stats.success_rate == 0.0
+
+
+async def test_late_reply_is_never_the_answer_to_the_next_request() -> None:
+    """The reply to pack 2 arrives after its timeout, while pack 3 is being asked."""
+    from ress_bms.analog import PackAnalog, decode_analog, encode_analog
+
+    def block(number: int) -> bytes:
+        pack = PackAnalog(number, True, (3.3,) * 16, (20.0,) * 6, 1.0, 52.8, 50, 100, 100, 1)
+        return encode_analog([pack], number)
+
+    async def late_then_prompt(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        number = frame.info[0]
+        if number == 2:
+            await asyncio.sleep(0.15)  # past the client's 0.1 s timeout
+        writer.write(reply(frame, block(number)))
+
+    def ask(number: int) -> bytes:
+        return encode_request(Command.ANALOG, 1, bytes([number]))
+
+    async with FakePeer(late_then_prompt) as peer, Link(peer.url, timeout=0.1, retries=0) as link:
+        with pytest.raises(BmsTimeoutError):
+            await link.exchange(ask(2), lambda f: decode_analog(f.info, 2))
+        three = await link.exchange(ask(3), lambda f: decode_analog(f.info, 3))
+        assert three.packs[0].address == 3
+        await asyncio.sleep(0.1)
+
+
+async def test_long_reply_that_keeps_arriving_does_not_time_out() -> None:
+    async def trickle(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        data = reply(frame, VERSION_TEXT)
+        for i in range(0, len(data), 10):
+            writer.write(data[i : i + 10])
+            await asyncio.sleep(0.03)  # 5 chunks: 0.15 s in all, more than the timeout
+
+    async with FakePeer(trickle) as peer, Link(peer.url, timeout=0.1, retries=0) as link:
+        assert await link.exchange(VERSION, lambda f: decode_version(f.info))
+
+
+async def test_corrupt_reply_is_retried() -> None:
+    calls = 0
+
+    async def corrupt_once(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        data = reply(frame, b"\x04")
+        writer.write(data[:-5] + b"0000\r" if calls == 1 else data)
+
+    async with FakePeer(corrupt_once) as peer, Link(peer.url, timeout=0.3) as link:
+        assert await link.exchange(PACK_COUNT, count) == 4
+        assert link.stats.checksum_errors == 1
+        assert link.stats.retries == 1
+
+
+async def test_bms_checksum_complaint_is_retried_but_refusal_is_not() -> None:
+    calls = 0
+
+    async def rtn(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        if frame.cid2 == Command.PACK_COUNT:
+            writer.write(reply(frame, rtn=0x02) if calls == 1 else reply(frame, b"\x01"))
+        else:
+            writer.write(reply(frame, b"\x04", rtn=0x09))
+
+    async with FakePeer(rtn) as peer, Link(peer.url, timeout=0.3) as link:
+        assert await link.exchange(PACK_COUNT, count) == 1
+        mos_off = encode_request(Command.DISCHARGE_MOS, 1, b"\x01")
+        with pytest.raises(CommandRefusedError):
+            await link.exchange(mos_off, lambda f: f.info)
+        assert len(peer.requests) == 3
+
+
+async def test_reply_from_another_address_is_accepted_and_counted() -> None:
+    async def own_address(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        writer.write(reply(frame, b"\x01", adr=0))
+
+    async with FakePeer(own_address) as peer, Link(peer.url, timeout=0.3) as link:
+        assert await link.exchange(PACK_COUNT, count) == 1
+        assert link.stats.address_mismatches == 1
+
+
+async def test_echo_and_foreign_requests_are_ignored() -> None:
+    async def echo_and_foreign(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        other_master = encode_request(Command.ANALOG, 2, b"\x02")
+        writer.write(frame.encode() + other_master + reply(frame, b"\x05"))
+
+    async with FakePeer(echo_and_foreign) as peer, Link(peer.url, timeout=0.3) as link:
+        assert await link.exchange(PACK_COUNT, count) == 5
+        assert link.stats.foreign_requests == 1
+
+
+async def test_reconnects_after_the_gateway_drops_the_connection() -> None:
+    async with FakePeer(answer_count) as peer, Link(peer.url, timeout=0.3) as link:
+        assert await link.exchange(PACK_COUNT, count) == 3
+        peer.drop()
+        await asyncio.sleep(0.05)
+        assert not link.connected
+        assert await link.exchange(PACK_COUNT, count) == 3
+        assert peer.connections == 2
+        assert link.stats.disconnects == 1
+
+
+async def test_drop_during_a_request_is_a_link_error_then_recovers() -> None:
+    calls = 0
+
+    async def vanish_once(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            writer.close()
+        else:
+            writer.write(reply(frame, b"\x02"))
+
+    async with FakePeer(vanish_once) as peer, Link(peer.url, timeout=0.3, retries=0) as link:
+        with pytest.raises(LinkError):
+            await link.exchange(PACK_COUNT, count)
+        assert await link.exchange(PACK_COUNT, count) == 2
+
+
+async def test_vanished_gateway_backs_off() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    link = Link(f"socket://127.0.0.1:{port}", timeout=0.1)
+    with pytest.raises(LinkError, match="cannot open"):
+        await link.exchange(PACK_COUNT, count)
+    with pytest.raises(LinkUnavailableError, match="reconnecting"):
+        await link.exchange(PACK_COUNT, count)
+    await link.close()
+
+
+async def test_recorder_sees_both_directions() -> None:
+    seen: list[tuple[str, bytes]] = []
+    async with FakePeer(answer_count) as peer:
+        link = Link(peer.url, timeout=0.3, recorder=lambda d, b: seen.append((d, b)))
+        async with link:
+            await link.exchange(PACK_COUNT, count)
+    assert seen[0] == ("tx", PACK_COUNT)
+    assert b"".join(b for d, b in seen if d == "rx").startswith(b"~25014600")
