@@ -1,0 +1,1 @@
+"""Tests of the Syscom RESS integration and of its ress_bms library."""
