@@ -48,6 +48,10 @@ class Port(ABC):
 
     closed = False
 
+    def is_open(self) -> bool:
+        """Whether the port still carries traffic (a method: it changes while awaiting)."""
+        return not self.closed
+
     @abstractmethod
     async def read(self) -> bytes:
         """Bytes from the client; empty when it has gone."""

@@ -13,9 +13,10 @@ which case a background task advances it by ``speed`` x the wall-clock time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 import contextlib
 from datetime import datetime
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from ..frame import EOI, FrameExtractor
 from .control import ControlServer, finish
@@ -73,7 +74,7 @@ class Simulator:
         self._server: asyncio.Server | None = None
         self._ports: set[Port] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
         """Tasks of the TCP connections (asyncio's own): they end when their port is aborted."""
 
     # ------------------------------------------------------------------ lifecycle
@@ -169,8 +170,8 @@ class Simulator:
 
     # ------------------------------------------------------------------ serving
 
-    def _spawn(self, coroutine: object) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -178,8 +179,8 @@ class Simulator:
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._handlers.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self._handlers.discard)  # type: ignore[arg-type]
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         port = TcpPort(reader, writer)
         try:
             await self._serve(port)
@@ -194,16 +195,16 @@ class Simulator:
         extractor = FrameExtractor()
         loop = asyncio.get_running_loop()
         try:
-            while not port.closed:
+            while True:
                 data = await port.read()
-                if not data:
+                if not data or not port.is_open():
                     return
                 received = loop.time()
                 for segment in _segments(data):
                     arrived = self.line.arrival(len(segment), received)
                     for raw in extractor.feed(segment):
                         await self._exchange(port, raw, arrived)
-                        if port.closed:
+                        if not port.is_open():
                             return
         finally:
             self._ports.discard(port)
@@ -227,7 +228,7 @@ class Simulator:
 
     async def _late(self, port: Port, data: bytes, delay: float) -> None:
         await asyncio.sleep(delay)
-        if not port.closed:
+        if port.is_open():
             await self.line.transmit(port, data)
 
     async def _tick(self) -> None:
