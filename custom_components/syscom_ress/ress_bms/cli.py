@@ -327,7 +327,7 @@ def _confirm(question: str, stdin: TextIO) -> bool:
 
 
 async def _set(args: argparse.Namespace, client: StackClient) -> None:
-    changes = _pairs(args.pairs)
+    changes = args.changes
     plan = await client.write_parameters(changes, args.pack, dry_run=True)
     lines = [
         f"{key}: {plan.old[key]:g} -> {value:g} {params.PARAMETERS_BY_KEY[key].unit}"
@@ -425,6 +425,9 @@ async def run(args: argparse.Namespace) -> None:
 
         await simulate(args)
     else:
+        if args.command == "set":
+            args.changes = _pairs(args.pairs)
+            params.validate(args.changes, {})  # refuse what is wrong on its own before connecting
         async with _link(args) as link:
             await _LINK_COMMANDS[args.command](args, _client(args, link))
 

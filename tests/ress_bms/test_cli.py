@@ -1,0 +1,161 @@
+"""``ress-bms`` end to end: JSON contract, human output, one-line errors, writes with read-back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from pathlib import Path
+import sys
+
+import pytest
+
+from ress_bms.cli import main
+from ress_bms.simulator import Simulator
+
+LIBRARY_PARENT = Path(__file__).parents[2] / "custom_components" / "syscom_ress"
+JAKIPER_42 = (
+    "~25014600F07A0001100CC70CC80CC70CC70CC70CC50CC60CC70CC70CC60CC70CC60CC60CC70CC60CC7060B9B"
+    "0B990B990B990BB30BBCFF1FCCCD12D303286A008C2710E1E4"
+)
+PACK_KEYS = {
+    "address", "online", "cell_voltages", "temperatures", "mos_temperature",
+    "environment_temperature", "current", "voltage", "power", "remaining_capacity",
+    "full_capacity", "design_capacity", "cycles", "soc", "soh",
+}  # fmt: skip
+STATUS_KEYS = {
+    "protections", "alarms", "faults", "charge_mos", "discharge_mos", "current_limit", "heating",
+    "balancing",
+}  # fmt: skip
+
+
+async def ress_bms(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run the command-line tool in its own process (the simulator keeps this event loop)."""
+    env = {**os.environ, "PYTHONPATH": str(LIBRARY_PARENT)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ress_bms", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await process.communicate(stdin)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def test_decode_prints_the_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", JAKIPER_42, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["command"] == "42"
+    (pack,) = data["packs"]
+    assert PACK_KEYS <= set(pack)
+    assert pack["voltage"] == 52.429
+    assert pack["current"] == -2.25
+    assert pack["temperatures"] == [24.1, 23.9, 23.9, 23.9]
+
+
+def test_decode_of_a_request_names_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "~250046D4F01001E10AE740D2F00AF9FB", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "pack_ov_write"
+    assert data["values"]["pack_over_voltage_alarm"] == 57.61
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["decode", "~25014642E00201FD31"], "CHKSUM"),
+        (["decode", "~20014A420000FDA2"], "VER 20H"),
+        (["decode", JAKIPER_42, "--command", "zz"], "not a hexadecimal"),
+        (["decode", "~25004600A006131400FC6F", "--command", "FE"], "no decoder"),
+        (["status"], "give --url"),
+        (["set", "nonsense", "1", "--url", "socket://127.0.0.1:9"], "unknown parameter"),
+        (["set", "low_soc_alarm", "x", "--url", "socket://127.0.0.1:9"], "not a number"),
+        (["set", "low_soc_alarm", "120", "--url", "socket://127.0.0.1:9"], "outside 0..100"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_unreachable_gateway_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--url", "socket://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ress-bms: cannot open socket://127.0.0.1:9")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_status_against_the_simulator(simulator: Simulator) -> None:
+    simulator.raise_protection(2, "cell_over_voltage")
+    code, out, _ = await ress_bms("status", "--url", simulator.url, "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["mode"] == "broadcast"
+    assert [p["address"] for p in data["packs"]] == [1, 2, 3]
+    for pack in data["packs"]:
+        assert PACK_KEYS | STATUS_KEYS <= set(pack)
+    assert "cell_over_voltage" in data["packs"][1]["protections"]
+
+    code, out, _ = await ress_bms("status", "--url", simulator.url)
+    assert code == 0
+    assert "Pack 2" in out
+    assert "protections: cell over voltage" in out
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_scan_params_history_clock(simulator: Simulator) -> None:
+    code, out, _ = await ress_bms("scan", "--url", simulator.url, "--json")
+    assert code == 0
+    assert json.loads(out)["packs"][0]["bms_serial"] == simulator.pack(1).bms_serial
+    code, out, _ = await ress_bms("params", "--url", simulator.url, "--json")
+    assert json.loads(out)["values"]["cell_over_voltage_protection"] == 3.65
+    code, out, _ = await ress_bms("params", "--url", simulator.url)
+    assert re.search(r"^cell_over_voltage_protection +3\.65 +V +2\.5\.\.4\.5", out, re.M)
+    code, out, _ = await ress_bms("history", "--url", simulator.url, "--count", "2", "--json")
+    assert code == 0
+    assert len(json.loads(out)["records"]) >= 1
+    code, out, _ = await ress_bms("clock", "--url", simulator.url, "--sync", "--json")
+    assert code == 0
+    assert "time" in json.loads(out)
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_set_writes_after_confirmation_and_reads_back(simulator: Simulator) -> None:
+    url = ("--url", simulator.url)
+    code, _, err = await ress_bms("set", "low_soc_alarm", "12", *url)
+    assert code == 1
+    assert "add --yes" in err  # no terminal to confirm on: nothing written
+    assert simulator.pack(1).bms.value("low_soc_alarm") == 5
+
+    code, out, _ = await ress_bms("set", "low_soc_alarm", "12", "--dry-run", "--json", *url)
+    assert json.loads(out)["frames"][0].startswith("~250146AE")
+    assert simulator.pack(1).bms.value("low_soc_alarm") == 5
+
+    code, out, _ = await ress_bms("set", "low_soc_alarm", "12", "--yes", "--json", *url)
+    assert code == 0
+    assert json.loads(out)["new"] == {"low_soc_alarm": 12}
+    assert simulator.pack(1).bms.value("low_soc_alarm") == 12
+
+    code, _, err = await ress_bms("set", "cell_over_voltage_alarm", "3.9", "--yes", *url)
+    assert code == 1
+    assert "must stay below cell_over_voltage_protection" in err
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_capture_records_both_directions(simulator: Simulator, tmp_path: Path) -> None:
+    out = tmp_path / "capture.jsonl"
+    code, _, _ = await ress_bms(
+        "capture", "--url", simulator.url, "--seconds", "0.3", "--out", str(out)
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["dir"] for line in lines} == {"tx", "rx"}
+    assert lines[0]["text"].startswith("~2501469000")
