@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
-import re
 from pathlib import Path
+import re
 import sys
+import threading
+from unittest import mock
 
 import pytest
 
@@ -30,17 +34,43 @@ STATUS_KEYS = {
 }  # fmt: skip
 
 
-async def ress_bms(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run the command-line tool in its own process (the simulator keeps this event loop)."""
+class Terminal(io.StringIO):
+    """Standard input that is a terminal, with the owner's answer already typed."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def ress_bms(*args: str, stdin: io.StringIO | None = None) -> tuple[int, str, str]:
+    """Run the command-line tool on a thread of its own (the simulator keeps this event loop)."""
+    result: list[int] = []
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> None:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            mock.patch("sys.stdin", stdin or io.StringIO()),
+        ):
+            result.append(main(list(args)))
+
+    thread = threading.Thread(target=run, name="ress-bms-cli")
+    thread.start()
+    while thread.is_alive():
+        await asyncio.sleep(0.01)
+    thread.join()
+    return result[0], out.getvalue(), err.getvalue()
+
+
+async def test_python_dash_m_runs_the_tool() -> None:
     env = {**os.environ, "PYTHONPATH": str(LIBRARY_PARENT)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ress_bms", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env,
+        sys.executable, "-m", "ress_bms", "decode", JAKIPER_42, "--json",
+        stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
-    out, err = await process.communicate(stdin)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    assert json.loads(out)["packs"][0]["cycles"] == 140
 
 
 def test_decode_prints_the_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +78,7 @@ def test_decode_prints_the_json_contract(capsys: pytest.CaptureFixture[str]) -> 
     data = json.loads(capsys.readouterr().out)
     assert data["command"] == "42"
     (pack,) = data["packs"]
-    assert PACK_KEYS <= set(pack)
+    assert set(pack) >= PACK_KEYS
     assert pack["voltage"] == 52.429
     assert pack["current"] == -2.25
     assert pack["temperatures"] == [24.1, 23.9, 23.9, 23.9]
@@ -101,7 +131,7 @@ async def test_status_against_the_simulator(simulator: Simulator) -> None:
     assert data["mode"] == "broadcast"
     assert [p["address"] for p in data["packs"]] == [1, 2, 3]
     for pack in data["packs"]:
-        assert PACK_KEYS | STATUS_KEYS <= set(pack)
+        assert set(pack) >= PACK_KEYS | STATUS_KEYS
     assert "cell_over_voltage" in data["packs"][1]["protections"]
 
     code, out, _ = await ress_bms("status", "--url", simulator.url)
@@ -159,3 +189,31 @@ async def test_capture_records_both_directions(simulator: Simulator, tmp_path: P
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {line["dir"] for line in lines} == {"tx", "rx"}
     assert lines[0]["text"].startswith("~2501469000")
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(("answer", "written"), [("y\n", 40), ("n\n", 30)])
+async def test_set_asks_on_a_terminal(simulator: Simulator, answer: str, written: int) -> None:
+    code, out, err = await ress_bms(
+        "set", "balance_delta", "40", "--url", simulator.url, stdin=Terminal(answer)
+    )
+    assert "balance_delta: 30 -> 40 mV" in out
+    assert "Write to pack 1? [y/N]" in out
+    assert code == (0 if written == 40 else 1)
+    assert simulator.pack(1).bms.value("balance_delta") == written
+    if written == 30:
+        assert "nothing written" in err
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_silent_pack_is_shown_offline(simulator: Simulator) -> None:
+    simulator.set_offline(3)
+    args = ("status", "--url", simulator.url, "--mode", "direct", "--timeout", "0.1")
+    code, out, _ = await ress_bms(*args)
+    assert code == 0
+    assert "Pack 3  OFFLINE (no reply to 42H" in out
+    code, out, _ = await ress_bms(*args, "--json")
+    pack = json.loads(out)["packs"][2]
+    assert pack["online"] is False
+    assert "no reply" in pack["error"]
+    assert "voltage" not in pack  # never a 0 V reading for a silent pack

@@ -178,6 +178,11 @@ class StackClient:
 
     # -- low level -----------------------------------------------------------------------------
 
+    @property
+    def _probe_timeout(self) -> float:
+        """Timeout for a pack that may not exist: never longer than the link's own."""
+        return min(PROBE_TIMEOUT, self.link.timeout)
+
     async def _ask[T](
         self,
         command: Command,
@@ -226,7 +231,7 @@ class StackClient:
             return frame
 
         try:
-            await self.link.exchange(probe, accept, timeout=PROBE_TIMEOUT, retries=0)
+            await self.link.exchange(probe, accept, timeout=self._probe_timeout, retries=0)
         except ResponseError, LinkError, DecodeError:
             return False
         return True
@@ -256,7 +261,7 @@ class StackClient:
         for address in range(MAX_PACKS):
             try:
                 frame = await self._ask(
-                    Command.PACK_COUNT, address, _frame, timeout=PROBE_TIMEOUT, retries=0
+                    Command.PACK_COUNT, address, _frame, timeout=self._probe_timeout, retries=0
                 )
             except BmsError:
                 continue
@@ -266,7 +271,7 @@ class StackClient:
 
     async def _identify(self, address: int, *, probe: bool) -> PackInfo:
         """Version and serials of one pack; a slave that does not answer for itself is kept."""
-        timeout, retries = (PROBE_TIMEOUT, 0) if probe else (None, None)
+        timeout, retries = (self._probe_timeout, 0) if probe else (None, None)
         try:
             reply = await self._ask(Command.VERSION, address, _frame, timeout=timeout,
                                     retries=retries)  # fmt: skip
