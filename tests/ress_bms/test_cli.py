@@ -46,18 +46,23 @@ async def ress_bms(*args: str, stdin: io.StringIO | None = None) -> tuple[int, s
     result: list[int] = []
     out, err = io.StringIO(), io.StringIO()
 
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
     def run() -> None:
-        with (
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-            mock.patch("sys.stdin", stdin or io.StringIO()),
-        ):
-            result.append(main(list(args)))
+        try:
+            with (
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+                mock.patch("sys.stdin", stdin or io.StringIO()),
+            ):
+                result.append(main(list(args)))
+        finally:
+            loop.call_soon_threadsafe(done.set)
 
     thread = threading.Thread(target=run, name="ress-bms-cli")
     thread.start()
-    while thread.is_alive():
-        await asyncio.sleep(0.01)
+    await done.wait()
     thread.join()
     return result[0], out.getvalue(), err.getvalue()
 
