@@ -10,11 +10,22 @@ import argparse
 import asyncio
 from datetime import datetime
 import sys
+from typing import Final
 
 from .faults import FAULT_KINDS, FaultSettings
 from .firmware import DEFAULT_PROFILE, PROFILES
 from .physics import LOAD_PROFILES
 from .server import Simulator
+
+FAULT_HELP: Final = {
+    "corrupt_checksum": "reply with a wrong CHKSUM",
+    "truncate": "reply cut short (CR kept)",
+    "glue": "previous reply glued before this one",
+    "garbage": "noise bytes before the reply",
+    "drop": "no reply",
+    "late": "reply --late-delay seconds late",
+    "disconnect": "close the TCP connection instead of replying",
+}
 
 
 def _probability(text: str) -> float:
@@ -120,7 +131,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults (probability per reply)")
     for kind in FAULT_KINDS:
         faults.add_argument(
-            f"--{kind.replace('_', '-')}", type=_probability, default=0.0, metavar="P"
+            f"--{kind.replace('_', '-')}",
+            type=_probability,
+            default=0.0,
+            metavar="P",
+            help=FAULT_HELP[kind],
         )
     faults.add_argument(
         "--late-delay",
