@@ -292,18 +292,12 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         except BmsError as err:
             LOGGER.debug("Looking for new packs on %s failed: %s", self.link.url, err)
             return False
-        if known is not None and len(stack.packs) < len(known.packs):
+        missing = [p for p in known.packs if stack.pack(p.address) is None] if known else []
+        if missing:
             # A pack that is off for a while is not forgotten: keep polling what we knew.
-            self.client.stack = StackInfo(
-                known.master_address,
-                tuple(
-                    sorted(
-                        {p.address: p for p in (*known.packs, *stack.packs)}.values(),
-                        key=lambda p: p.address,
-                    )
-                ),
+            stack = self.client.stack = replace(
+                stack, packs=tuple(sorted((*stack.packs, *missing), key=lambda p: p.address))
             )
-            stack = self.client.stack
         return self._adopt(stack)
 
     def _adopt(self, stack: StackInfo) -> bool:

@@ -1,0 +1,200 @@
+"""Diagnostics: what the integration knows about a stack, and the BMS history log.
+
+Serials, the gateway's host and the serial port are redacted. The raw frames of the last
+exchange of each command are included (those of C2H, which carry the serials, are not), and the
+history log is read from every pack that answers at its own address while the download runs
+(up to 500 records each, newest first: that can take a minute at 9600 baud).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+import re
+from typing import Any, Final
+
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from .const import CONF_DEVICE, HISTORY_DIAGNOSTICS_RECORDS
+from .coordinator import PackState, RessConfigEntry, StackCoordinator
+from .ress_bms.commands import Command
+from .ress_bms.errors import BmsError
+from .ress_bms.history import HistoryRecord
+from .ress_bms.status import PackStatus
+
+TO_REDACT: Final = {
+    "bms_serial",
+    "pack_serial",
+    "serial_number",
+    "unique_id",
+    "title",
+    "stack_id",
+    "identifiers",
+}
+_URL: Final = re.compile(
+    r"^(?P<scheme>[a-z0-9+-]+)://(?P<host>[^/]+?)(?P<port>:\d+)?(?P<rest>/.*)?$"
+)
+
+
+def redact_connection(value: str) -> str:
+    """Keep a URL's scheme and port, hide its host; hide a device path entirely."""
+    match = _URL.match(value)
+    if match is None:
+        return REDACTED
+    return f"{match['scheme']}://{REDACTED}{match['port'] or ''}"
+
+
+def _status(status: PackStatus | None) -> dict[str, Any] | None:
+    if status is None:
+        return None
+    return {
+        "bytes": {str(byte): f"{value:02X}" for byte, value in status.bytes_.items()},
+        "protections": list(status.protections),
+        "alarms": list(status.alarms),
+        "faults": list(status.faults),
+        "balancing": list(status.balancing),
+        "cell_codes": list(status.cell_codes),
+        "temperature_codes": list(status.temperature_codes),
+    }
+
+
+def _pack(coordinator: StackCoordinator, pack: PackState) -> dict[str, Any]:
+    sample = coordinator.last_sample.packs.get(pack.address) if coordinator.last_sample else None
+    analog = None
+    if pack.analog is not None:
+        analog = asdict(pack.analog)
+        analog["extension"] = pack.analog.extension.hex().upper()
+        analog["power"] = pack.analog.power
+    return {
+        "address": pack.address,
+        "info": asdict(pack.info),
+        "available": pack.available,
+        "missed_refreshes": pack.missed,
+        "last_error": str(sample.error) if sample is not None and sample.error else None,
+        "analog": analog,
+        "status": _status(pack.status),
+    }
+
+
+def _record(record: HistoryRecord) -> dict[str, Any]:
+    return {
+        "index": record.index,
+        "time": record.time.isoformat() if record.time else None,
+        "power_on": record.power_on,
+        "protections": list(record.protections),
+        "alarms": list(record.alarms),
+        "faults": list(record.faults),
+        "current": record.current,
+        "voltage": record.voltage,
+        "remaining_capacity": record.remaining_capacity,
+        "full_capacity": record.full_capacity,
+        "cycles": record.cycles,
+        "cell_voltages": list(record.cell_voltages),
+        "temperatures": list(record.temperatures),
+        "status_record": f"{record.status_record:04X}",
+    }
+
+
+async def _history(coordinator: StackCoordinator, address: int) -> dict[str, Any]:
+    """A pack's history log, read now; an error in place of records if it fails."""
+    try:
+        records = await coordinator.client.read_history(address, count=HISTORY_DIAGNOSTICS_RECORDS)
+    except BmsError as err:
+        return {"error": str(err)}
+    return {"count": len(records), "records": [_record(r) for r in records]}
+
+
+def _reachable(coordinator: StackCoordinator, pack: PackState) -> bool:
+    """Packs that answer commands at their own address (the master always does)."""
+    return pack.available and (
+        pack.info.direct or pack.address == coordinator.client.master_address
+    )
+
+
+def _link(coordinator: StackCoordinator) -> dict[str, Any]:
+    stats = asdict(coordinator.link.stats)
+    frames = stats.pop("last_frames")
+    stats["rtt_by_command"] = {
+        f"{command:02X}": round(rtt, 3) for command, rtt in stats["rtt_by_command"].items()
+    }
+    stats["success_rate"] = coordinator.link.stats.success_rate
+    return {
+        "url": redact_connection(coordinator.link.url),
+        "baudrate": coordinator.link.baudrate,
+        "timeout": coordinator.link.timeout,
+        "connected": coordinator.link.connected,
+        "poll_mode": coordinator.client.mode,
+        "requested_poll_mode": coordinator.client.requested_mode,
+        "stats": stats,
+        "last_frames": {
+            f"{command:02X}": {
+                "request": request.decode("ascii", "replace").strip(),
+                "reply": (
+                    REDACTED
+                    if command == Command.SERIAL
+                    else reply.decode("ascii", "replace").strip()
+                ),
+            }
+            for command, (request, reply) in sorted(frames.items())
+        },
+    }
+
+
+def _entry(entry: RessConfigEntry) -> dict[str, Any]:
+    data = dict(entry.data)
+    data[CONF_DEVICE] = redact_connection(str(data[CONF_DEVICE]))
+    return {
+        "title": entry.title,
+        "unique_id": entry.unique_id,
+        "version": f"{entry.version}.{entry.minor_version}",
+        "data": data,
+        "options": dict(entry.options),
+    }
+
+
+async def _diagnostics(
+    coordinator: StackCoordinator, entry: RessConfigEntry, packs: list[PackState]
+) -> dict[str, Any]:
+    data = coordinator.data
+    return async_redact_data(
+        {
+            "entry": _entry(entry),
+            "last_update_success": coordinator.last_update_success,
+            "stack": {
+                "packs": len(data.packs) if data else 0,
+                "packs_online": len(data.available_packs) if data else 0,
+                "energy_charged_kwh": round(coordinator.energy.charged, 6),
+                "energy_discharged_kwh": round(coordinator.energy.discharged, 6),
+            },
+            "link": _link(coordinator),
+            "packs": [_pack(coordinator, pack) for pack in packs],
+            "history": {
+                str(pack.address): await _history(coordinator, pack.address)
+                for pack in packs
+                if _reachable(coordinator, pack)
+            },
+        },
+        TO_REDACT,
+    )
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: RessConfigEntry
+) -> dict[str, Any]:
+    """Everything about the stack and every pack."""
+    coordinator = entry.runtime_data
+    packs = list(coordinator.data.packs.values()) if coordinator.data else []
+    return await _diagnostics(coordinator, entry, packs)
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: RessConfigEntry, device: dr.DeviceEntry
+) -> dict[str, Any]:
+    """The stack device: everything; a pack device: that pack only."""
+    coordinator = entry.runtime_data
+    address = coordinator.address_of_device(device)
+    packs = list(coordinator.data.packs.values()) if coordinator.data else []
+    if address is not None:
+        packs = [p for p in packs if p.address == address]
+    return await _diagnostics(coordinator, entry, packs)

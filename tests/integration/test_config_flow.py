@@ -1,0 +1,290 @@
+"""The config flow, the reconfigure flow and the options flow, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.syscom_ress.config_flow import normalize_url, stack_unique_id
+from custom_components.syscom_ress.const import (
+    CONF_ADVANCED,
+    CONF_BAUDRATE,
+    CONF_DEVICE,
+    CONF_MASTER_ADDRESS,
+    CONF_POLL_MODE,
+    CONF_SCAN_INTERVAL,
+    CONF_TIMEOUT,
+    DOMAIN,
+)
+from custom_components.syscom_ress.ress_bms.client import PackInfo, StackInfo
+from custom_components.syscom_ress.ress_bms.frame import VER_PACE, Frame
+from custom_components.syscom_ress.ress_bms.simulator import Simulator
+from tests.ress_bms.fakepeer import FakePeer, reply
+
+from .conftest import TEST_TIMEOUT
+
+
+def _form(url: str, **advanced: Any) -> dict[str, Any]:
+    return {
+        CONF_DEVICE: url,
+        CONF_BAUDRATE: "9600",
+        CONF_ADVANCED: {
+            CONF_POLL_MODE: "auto",
+            CONF_MASTER_ADDRESS: 1,
+            CONF_TIMEOUT: TEST_TIMEOUT,
+            **advanced,
+        },
+    }
+
+
+async def _start(hass: HomeAssistant, step: str, source: str = SOURCE_USER) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": source})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["serial", "network"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    return result
+
+
+def _host_port(url: str) -> str:
+    return url.removeprefix("socket://")
+
+
+async def test_network_gateway_creates_entry(hass: HomeAssistant, sim: Simulator) -> None:
+    """host:port is probed, the confirm step shows the stack, the entry holds a socket URL."""
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _form(_host_port(sim.url))
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "confirm"
+    serial = sim.pack(1).bms_serial
+    assert result["description_placeholders"] == {
+        "packs": "3",
+        "model": "P16S100A",
+        "firmware": "P16S100A-1812-1.00",
+        "serial": serial,
+        "device": sim.url,
+    }
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"RESS battery {serial}"
+    assert result["result"].unique_id == serial
+    assert result["data"] == {
+        CONF_DEVICE: sim.url,
+        CONF_BAUDRATE: 9600,
+        CONF_ADVANCED: {CONF_POLL_MODE: "auto", CONF_MASTER_ADDRESS: 1, CONF_TIMEOUT: TEST_TIMEOUT},
+    }
+    await hass.async_block_till_done()
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_serial_port(hass: HomeAssistant, socket_enabled: None) -> None:
+    """A serial device path (a pseudo-terminal here) works through the serial step."""
+    async with Simulator(packs=1, seed=2, tcp=False, pty=True) as simulator:
+        assert simulator.pty_path is not None
+        result = await _start(hass, "serial")
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _form(simulator.pty_path)
+        )
+        assert result["step_id"] == "confirm"
+        assert result["description_placeholders"]["packs"] == "1"
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"][CONF_DEVICE] == simulator.pty_path
+        await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_direct_poll_mode_scans(hass: HomeAssistant, sim: Simulator) -> None:
+    """The direct mode finds packs by scanning addresses (every pack answers for itself)."""
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _form(sim.url, poll_mode="direct", timeout=0.3)
+    )
+    assert result["step_id"] == "confirm"
+    assert result["description_placeholders"]["packs"] == "3"
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_cannot_connect_then_recover(hass: HomeAssistant, sim: Simulator) -> None:
+    """Nothing listens: cannot_connect; the same form then succeeds with the right address."""
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _form(f"127.0.0.1:{_unused_port()}")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(sim.url))
+    assert result["step_id"] == "confirm"
+
+
+async def test_no_reply(hass: HomeAssistant, sim: Simulator) -> None:
+    """The gateway accepts the connection but no pack answers."""
+    sim.set_offline(1)
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(sim.url))
+    assert result["errors"] == {"base": "no_reply"}
+
+
+async def _ver20(frame: Frame, writer: asyncio.StreamWriter) -> None:
+    """A VER 0x20 battery: it rejects VER 0x25 with RTN 01."""
+    writer.write(reply(frame, rtn=0x01 if frame.ver == VER_PACE else 0x00))
+
+
+async def _garbage(frame: Frame, writer: asyncio.StreamWriter) -> None:
+    """Answers every request with a payload no PACE command has."""
+    writer.write(reply(frame, b"\x01\x02\x03"))
+
+
+@pytest.mark.parametrize(
+    ("script", "error"), [(_ver20, "ver20_unsupported"), (_garbage, "not_pace")]
+)
+async def test_foreign_devices(
+    hass: HomeAssistant, socket_enabled: None, script: Any, error: str
+) -> None:
+    """A VER 0x20 battery and a device that is no PACE BMS get their own errors."""
+    async with FakePeer(script) as peer:
+        result = await _start(hass, "network")
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(peer.url))
+    assert result["errors"] == {"base": error}
+
+
+async def test_unexpected_error(hass: HomeAssistant, sim: Simulator) -> None:
+    """Whatever else goes wrong is shown as unknown (and logged), never a crash."""
+    result = await _start(hass, "network")
+    with patch(
+        "custom_components.syscom_ress.config_flow.probe_stack", side_effect=RuntimeError("boom")
+    ):
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(sim.url))
+    assert result["errors"] == {"base": "unknown"}
+
+
+@pytest.mark.parametrize("value", ["", "gateway", "host:99999", "http://host:80", "socket://"])
+async def test_invalid_url(hass: HomeAssistant, value: str) -> None:
+    """An address that is neither host:port nor a supported URL never reaches the bus."""
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(value))
+    assert result["errors"] == {CONF_DEVICE: "invalid_url"}
+
+
+def test_normalize_url() -> None:
+    """host:port gains socket://; URLs keep their scheme (lower-cased); IPv6 works."""
+    assert normalize_url(" 10.0.0.5:8899 ") == "socket://10.0.0.5:8899"
+    assert normalize_url("[fe80::1]:23") == "socket://[fe80::1]:23"
+    assert normalize_url("RFC2217://gw.lan:4001") == "rfc2217://gw.lan:4001"
+    assert normalize_url("socket://gw.lan:4001") == "socket://gw.lan:4001"
+    assert normalize_url("gw.lan:0") is None
+
+
+def test_unique_id_fallbacks() -> None:
+    """BMS serial first, then the pack serial, then the connection and master address."""
+    data = {CONF_DEVICE: "socket://gw:1", CONF_ADVANCED: {CONF_MASTER_ADDRESS: 1}}
+    assert stack_unique_id(StackInfo(1, (PackInfo(1, "v", "B1", "P1"),)), data) == "B1"
+    assert stack_unique_id(StackInfo(1, (PackInfo(1, "v", "", "P1"),)), data) == "P1"
+    assert stack_unique_id(StackInfo(1, (PackInfo(1),)), data) == "socket://gw:1#1"
+
+
+async def test_already_configured_updates_connection(
+    hass: HomeAssistant, sim: Simulator, config_entry: MockConfigEntry
+) -> None:
+    """The same stack found again aborts, and the entry takes the connection just tested."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, data={**config_entry.data, CONF_DEVICE: "socket://old:1"}
+    )
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(sim.url))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert config_entry.data[CONF_DEVICE] == sim.url
+
+
+async def test_reconfigure(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """The stack moves to another address: same entry, new connection, reloaded."""
+    result = await loaded_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "network"}
+    )
+    # The form is filled with the entry's current settings.
+    schema = result["data_schema"].schema
+    defaults = {str(key): key.default() for key in schema if callable(key.default)}
+    assert defaults[CONF_DEVICE] == sim.url
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _form(_host_port(sim.url), timeout=0.5)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert loaded_entry.data[CONF_ADVANCED][CONF_TIMEOUT] == 0.5
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_serial_form_has_no_network_address(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Switching a gateway entry to a serial port does not pre-fill the URL as a port."""
+    result = await loaded_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "serial"}
+    )
+    schema = result["data_schema"].schema
+    device_key = next(key for key in schema if str(key) == CONF_DEVICE)
+    assert not callable(device_key.default)
+
+
+async def test_reconfigure_other_stack_aborts(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, socket_enabled: None
+) -> None:
+    """A connection that reaches another stack is refused; the entry keeps its settings."""
+    before = dict(loaded_entry.data)
+    async with Simulator(packs=1, seed=99) as other:
+        result = await loaded_entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "network"}
+        )
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(other.url))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_stack"
+    assert dict(loaded_entry.data) == before
+
+
+async def test_options_flow_reloads(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    """The scan interval is an option; saving it reloads the entry with the new interval."""
+    coordinator = loaded_entry.runtime_data
+    assert coordinator.update_interval is not None
+    assert coordinator.update_interval.total_seconds() == 30
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SCAN_INTERVAL: 10}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options == {CONF_SCAN_INTERVAL: 10}
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    new = loaded_entry.runtime_data
+    assert new is not coordinator
+    assert new.update_interval is not None
+    assert new.update_interval.total_seconds() == 10
