@@ -250,9 +250,13 @@ def test_raise_and_clear_a_protection() -> None:
     assert polled(stack).protections == ("discharge_over_current",)
     pack.bms.raise_bit("ntc_fault")
     assert polled(stack).faults == ("ntc",)
+    assert pack.bms.raise_bit("low_soc") == "low_soc_alarm"
+    assert polled(stack).alarms == ("low_soc",)
+    pack.bms.clear_bit("low_soc")
+    assert polled(stack).alarms == ()
     pack.bms.clear_bit()
     assert pack.bms.discharge_mos and polled(stack).protections == ()
-    assert len(pack.bms.history) == 3  # power-on, and one record per raised event
+    assert len(pack.bms.history) == 4  # power-on, and one record per raised event
 
 
 def test_passive_balancing_above_the_start_voltage() -> None:

@@ -207,8 +207,8 @@ CONTROL_EFFECTS: Final[dict[int, tuple[str, bool]]] = {
 
 
 def status_key(name: str) -> str:
-    """A status-bit key from a key or a bare protection name (``cell_over_voltage``)."""
-    for key in (name, f"{name}_protection"):
+    """A status-bit key from a key or a bare name (a protection first: ``cell_over_voltage``)."""
+    for key in (name, f"{name}_protection", f"{name}_alarm", f"{name}_fault"):
         if key in BITS_BY_KEY:
             return key
     raise KeyError(f"unknown protection, alarm or fault {name!r}")
