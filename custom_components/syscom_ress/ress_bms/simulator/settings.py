@@ -13,10 +13,6 @@ from ..params import GROUPS, GROUPS_BY_KEY, PARAMETERS_BY_KEY, ParameterGroup, d
 RTN_FORMAT: Final = 0x05
 RTN_INVALID: Final = 0x06
 
-READ_SIZES: Final = {"discharge_over_current_2": 6}
-"""Read payloads longer than the table's size: the real E3H reply also carries the charge OC2
-current and delay (``009604 009604``, LENID 0x0C); writes send only the first three bytes."""
-
 EXTRA_DEFAULTS: Final[dict[str, float]] = {
     # The user guide gives no value for these; the Jakiper capture's values stand in.
     "discharge_over_current_2_protection": 150,
@@ -51,11 +47,6 @@ def has_enable_byte(group: ParameterGroup) -> bool:
     return min(p.offset for p in group.parameters) == 1
 
 
-def read_size(group: ParameterGroup) -> int:
-    """Bytes of this group's read reply."""
-    return READ_SIZES.get(group.key, group.size)
-
-
 class Settings:
     """Stored parameter payloads and their decoded values."""
 
@@ -68,7 +59,7 @@ class Settings:
         self.values: dict[str, float] = {}
         self._enabled: dict[str, bool] = {}
         for group in GROUPS:
-            data = bytearray(read_size(group))
+            data = bytearray(group.size)
             if has_enable_byte(group):
                 data[0] = 0x01
             if group.key == "discharge_over_current_2":
@@ -94,7 +85,7 @@ class Settings:
 
     def write(self, group: ParameterGroup, payload: bytes) -> int:
         """Apply a write; return the RTN (0 = stored)."""
-        sizes = {group.write_size or group.size, group.size, read_size(group)}
+        sizes = {group.write_size or group.size, group.size}
         if len(payload) not in sizes:
             return RTN_FORMAT
         data = bytearray(self.payloads[group.key])
