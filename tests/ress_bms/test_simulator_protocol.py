@@ -14,7 +14,6 @@ from ress_bms.commands import Command, encode_request
 from ress_bms.errors import RTN_NO_DATA, RTN_REFUSED
 from ress_bms.frame import CID1_LFP, VER_PACE, Frame, decode_frame, encode_frame, length_field
 from ress_bms.simulator import PROFILES, Stack, respond
-from ress_bms.simulator.settings import READ_SIZES
 
 FRAMES = json.loads((Path(__file__).parent.parent / "fixtures" / "frames.json").read_text())
 PACE = [
@@ -121,7 +120,7 @@ def test_parameter_defaults_are_the_user_guide_values() -> None:
     stack = Stack(1)
     for group in params.GROUPS:
         payload = reply_of(stack, group.read).info
-        assert len(payload) == READ_SIZES.get(group.key, group.size)
+        assert len(payload) == group.size
         for key, value in group.decode(payload).items():
             default = params.PARAMETERS_BY_KEY[key].default
             if default is not None:
