@@ -1,0 +1,353 @@
+"""Sensors: registry metadata, values against the simulator, the pack state, stack totals."""
+
+from __future__ import annotations
+
+import re
+
+from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
+from homeassistant.const import (
+    ATTR_DEVICE_CLASS,
+    ATTR_UNIT_OF_MEASUREMENT,
+    PERCENTAGE,
+    EntityCategory,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.syscom_ress.coordinator import soc_weighted
+from custom_components.syscom_ress.ress_bms.analog import PackAnalog
+from custom_components.syscom_ress.ress_bms.simulator import Simulator
+from custom_components.syscom_ress.ress_bms.status import PackStatus, status_bytes
+from custom_components.syscom_ress.sensor import PackMode, pack_mode
+
+PACK = "sensor.ress_battery_pack_1_"
+STACK = "sensor.ress_battery_"
+
+# (suffix, device class, unit, state class, category, enabled by default)
+PACK_EXPECTED = [
+    ("state", SensorDeviceClass.ENUM, None, None, None, True),
+    ("voltage", SensorDeviceClass.VOLTAGE, "V", SensorStateClass.MEASUREMENT, None, True),
+    ("current", SensorDeviceClass.CURRENT, "A", SensorStateClass.MEASUREMENT, None, True),
+    ("power", SensorDeviceClass.POWER, "W", SensorStateClass.MEASUREMENT, None, True),
+    ("state_of_charge", SensorDeviceClass.BATTERY, "%", SensorStateClass.MEASUREMENT, None, True),
+    ("state_of_health", None, "%", SensorStateClass.MEASUREMENT, None, True),
+    ("remaining_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, True),
+    ("full_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, True),
+    ("design_capacity", None, "Ah", None, EntityCategory.DIAGNOSTIC, True),
+    (
+        "stored_energy",
+        SensorDeviceClass.ENERGY_STORAGE,
+        "kWh",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    ("cycles", None, None, SensorStateClass.TOTAL_INCREASING, None, True),
+    (
+        "lowest_cell_voltage",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "highest_cell_voltage",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "cell_voltage_difference",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    ("lowest_cell", None, None, None, None, True),
+    ("highest_cell", None, None, None, None, True),
+    (
+        "mos_temperature",
+        SensorDeviceClass.TEMPERATURE,
+        "°C",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "environment_temperature",
+        SensorDeviceClass.TEMPERATURE,
+        "°C",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "cell_temperature_1",
+        SensorDeviceClass.TEMPERATURE,
+        "°C",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "cell_16_voltage",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        EntityCategory.DIAGNOSTIC,
+        False,
+    ),
+]
+STACK_EXPECTED = [
+    ("state_of_charge", SensorDeviceClass.BATTERY, "%", SensorStateClass.MEASUREMENT, None, True),
+    ("voltage", SensorDeviceClass.VOLTAGE, "V", SensorStateClass.MEASUREMENT, None, True),
+    ("current", SensorDeviceClass.CURRENT, "A", SensorStateClass.MEASUREMENT, None, True),
+    ("power", SensorDeviceClass.POWER, "W", SensorStateClass.MEASUREMENT, None, True),
+    ("remaining_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, True),
+    ("full_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, True),
+    (
+        "stored_energy",
+        SensorDeviceClass.ENERGY_STORAGE,
+        "kWh",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "energy_charged",
+        SensorDeviceClass.ENERGY,
+        "kWh",
+        SensorStateClass.TOTAL_INCREASING,
+        None,
+        True,
+    ),
+    (
+        "energy_discharged",
+        SensorDeviceClass.ENERGY,
+        "kWh",
+        SensorStateClass.TOTAL_INCREASING,
+        None,
+        True,
+    ),
+    (
+        "lowest_cell_voltage",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    (
+        "highest_cell_voltage",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    ("packs_online", None, None, SensorStateClass.MEASUREMENT, EntityCategory.DIAGNOSTIC, True),
+    ("link_quality", None, "%", SensorStateClass.MEASUREMENT, EntityCategory.DIAGNOSTIC, True),
+    (
+        "round_trip_time",
+        SensorDeviceClass.DURATION,
+        "ms",
+        SensorStateClass.MEASUREMENT,
+        EntityCategory.DIAGNOSTIC,
+        False,
+    ),
+]
+
+
+def _check(
+    hass: HomeAssistant,
+    entity_id: str,
+    device_class: str | None,
+    unit: str | None,
+    state_class: str | None,
+    category: EntityCategory | None,
+    enabled: bool,
+) -> None:
+    entry = er.async_get(hass).async_get(entity_id)
+    assert entry is not None, entity_id
+    assert entry.entity_category == category, entity_id
+    assert (entry.disabled_by is None) == enabled, entity_id
+    assert entry.original_device_class == device_class, entity_id
+    assert entry.unit_of_measurement == unit, entity_id
+    assert (entry.capabilities or {}).get("state_class") == state_class, entity_id
+    assert entry.translation_key is not None, entity_id
+    if enabled:
+        state = hass.states.get(entity_id)
+        assert state is not None, entity_id
+        assert state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) == unit
+        assert state.attributes.get(ATTR_DEVICE_CLASS) == device_class
+
+
+@pytest.mark.parametrize("expected", PACK_EXPECTED, ids=[e[0] for e in PACK_EXPECTED])
+async def test_pack_sensor_metadata(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, expected: tuple
+) -> None:
+    """Units, device classes, state classes, categories and defaults of pack sensors."""
+    _check(hass, PACK + expected[0], *expected[1:])
+
+
+@pytest.mark.parametrize("expected", STACK_EXPECTED, ids=[e[0] for e in STACK_EXPECTED])
+async def test_stack_sensor_metadata(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, expected: tuple
+) -> None:
+    """Units, device classes, state classes, categories and defaults of stack sensors."""
+    _check(hass, STACK + expected[0], *expected[1:])
+
+
+async def test_unique_ids(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Unique ids hang off the master serial: the stack's and each pack's by address."""
+    registry = er.async_get(hass)
+    serial = sim.pack(1).bms_serial
+    assert registry.async_get_entity_id("sensor", "syscom_ress", f"{serial}_soc") == (
+        "sensor.ress_battery_state_of_charge"
+    )
+    assert registry.async_get_entity_id("sensor", "syscom_ress", f"{serial}_pack2_voltage") == (
+        "sensor.ress_battery_pack_2_voltage"
+    )
+    assert registry.async_get_entity_id(
+        "binary_sensor", "syscom_ress", f"{serial}_pack3_cell_over_voltage_protection"
+    ) == ("binary_sensor.ress_battery_pack_3_cell_over_voltage_protection")
+
+
+async def test_entity_counts(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    """Per pack of 16 cells and 4 cell sensors: sensors and binary sensors on by default / all."""
+    entries = [
+        e
+        for e in er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
+        if e.domain in ("sensor", "binary_sensor")
+    ]
+    pack1 = [e for e in entries if "_pack1_" in e.unique_id]
+    enabled = [e for e in pack1 if e.disabled_by is None]
+    assert (len(enabled), len(pack1)) == (61, 116)
+    stack = [e for e in entries if not re.search(r"_pack\d+_", e.unique_id)]
+    assert (len([e for e in stack if e.disabled_by is None]), len(stack)) == (13, 14)
+
+
+async def test_pack_values_match_the_bms(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Each value is the simulator's, at the BMS's resolution."""
+    coordinator = loaded_entry.runtime_data
+    sim.pack(1).demand = -20.0  # discharging 20 A
+    sim.advance(5)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    analog = sim.pack(1).analog()
+
+    def value(suffix: str) -> str:
+        state = hass.states.get(PACK + suffix)
+        assert state is not None
+        return state.state
+
+    assert float(value("voltage")) == analog.voltage
+    assert float(value("current")) == analog.current < 0
+    assert float(value("power")) == round(-analog.power, 1) > 0  # + = discharging
+    assert value("state") == "discharging"
+    assert float(value("state_of_charge")) == analog.soc
+    assert float(value("remaining_capacity")) == analog.remaining_capacity
+    assert float(value("cycles")) == analog.cycles
+    cells = analog.cell_voltages
+    assert float(value("lowest_cell_voltage")) == min(cells)
+    assert float(value("highest_cell_voltage")) == max(cells)
+    assert int(value("lowest_cell")) == cells.index(min(cells)) + 1
+    assert int(value("highest_cell")) == cells.index(max(cells)) + 1
+    assert float(value("cell_voltage_difference")) == round(max(cells) - min(cells), 3)
+    assert float(value("mos_temperature")) == analog.mos_temperature
+    assert float(value("stored_energy")) == round(
+        analog.remaining_capacity * analog.voltage / 1000, 3
+    )
+    state = hass.states.get(PACK + "state")
+    assert state is not None
+    assert state.attributes["options"] == [m.value for m in PackMode]
+
+
+async def test_stack_totals(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Stack power is positive while discharging; SOC is weighted by full capacity."""
+    coordinator = loaded_entry.runtime_data
+    sim.pack(1).demand = 30.0  # pack 1 charges
+    sim.pack(2).demand = -50.0  # pack 2 discharges more
+    sim.advance(5)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    analogs = [sim.pack(a).analog() for a in (1, 2, 3)]
+
+    def value(suffix: str) -> float:
+        state = hass.states.get(STACK + suffix)
+        assert state is not None
+        return float(state.state)
+
+    assert value("power") == round(-sum(a.power for a in analogs), 1) > 0
+    assert value("current") == round(sum(a.current for a in analogs), 2) < 0
+    assert value("state_of_charge") == soc_weighted(analogs)
+    assert value("voltage") == round(sum(a.voltage for a in analogs) / 3, 3)
+    assert value("full_capacity") == round(sum(a.full_capacity for a in analogs), 2)
+    all_cells = [v for a in analogs for v in a.cell_voltages]
+    assert value("lowest_cell_voltage") == min(all_cells)
+    assert value("highest_cell_voltage") == max(all_cells)
+    assert value("packs_online") == 3
+    assert value("link_quality") == 100
+    assert hass.states.get(PACK + "state").state == "charging"
+
+
+def _analog(current: float = 0.0, soc_ext: bytes = b"") -> PackAnalog:
+    return PackAnalog(1, True, (3.3,) * 16, (25.0,) * 6, current, 52.8, 50, 100, 100, 3, 3, soc_ext)
+
+
+def _status(*keys: str) -> PackStatus:
+    return PackStatus(1, (0,) * 16, (0,) * 6, 0, 0, 0, status_bytes(keys))
+
+
+@pytest.mark.parametrize(
+    ("current", "keys", "mode"),
+    [
+        (0.0, (), PackMode.STANDBY),
+        (0.1, (), PackMode.STANDBY),
+        (5.0, (), PackMode.CHARGING),
+        (-5.0, (), PackMode.DISCHARGING),
+        (5.0, ("cell_over_voltage_protection",), PackMode.PROTECTION),
+        (0.0, ("cell_over_voltage_alarm",), PackMode.STANDBY),
+        (0.0, ("cell_over_voltage_protection", "ntc_fault"), PackMode.FAILURE),
+        (0.0, ("shutdown", "ntc_fault"), PackMode.SHUTDOWN),
+    ],
+)
+def test_pack_mode(current: float, keys: tuple[str, ...], mode: PackMode) -> None:
+    """The LED table: shut down, then failure, then protection, then the current's sign."""
+    assert pack_mode(_analog(current), _status(*keys)) is mode
+    if not keys:
+        assert pack_mode(_analog(current), None) is mode
+
+
+def test_soc_weighted() -> None:
+    """Weighted by full capacity; a plain mean when no pack knows its capacity; None if empty."""
+    small = PackAnalog(1, True, (3.3,), (), 0, 52, 10, 20, 20, 0, 3, b"\x64")  # 100 %, 20 Ah
+    big = PackAnalog(2, True, (3.3,), (), 0, 52, 0, 80, 80, 0, 3, b"\x00")  # 0 %, 80 Ah
+    assert soc_weighted([small, big]) == 20.0
+    empty = PackAnalog(3, True, (3.3,), (), 0, 52, 0, 0, 0, 0, 3, b"\x32")
+    assert soc_weighted([empty, empty]) == 50.0
+    assert soc_weighted([]) is None
+
+
+async def test_protection_shows_in_state(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """A held protection turns the pack's state to protection."""
+    sim.raise_protection(2, "discharge_over_current")
+    await loaded_entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.ress_battery_pack_2_state").state == "protection"
+    assert hass.states.get("sensor.ress_battery_pack_1_state").state == "standby"
+    assert PERCENTAGE == "%"
