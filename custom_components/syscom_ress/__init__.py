@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.typing import ConfigType
 
-from .const import PLATFORMS
+from .const import DOMAIN, PLATFORMS
 from .coordinator import RessConfigEntry, StackCoordinator
+from .repairs import async_watch_stack
+from .services import async_setup_services
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions (once, for every stack)."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: RessConfigEntry) -> bool:
@@ -19,6 +30,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: RessConfigEntry) -> bool
         raise
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # Protection events and repair issues follow the refreshes from here on; what is active
+    # now is the start-up state, shown by the binary sensors, not an event.
+    entry.async_on_unload(coordinator.control.async_start())
+    entry.async_on_unload(async_watch_stack(hass, coordinator))
     return True
 
 

@@ -30,7 +30,11 @@ from homeassistant.helpers.selector import (
     SerialPortSelector,
     TextSelector,
 )
-import voluptuous as vol
+
+try:  # Home Assistant validates with probatio from 2026.9 on (voluptuous is aliased to it)
+    import probatio as vol
+except ImportError:  # pragma: no cover - Home Assistant 2026.8
+    import voluptuous as vol  # type: ignore[no-redef]
 
 from .const import (
     BAUDRATE_OPTIONS,

@@ -14,7 +14,13 @@ from .ress_bms.link import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_TIMEOUT
 DOMAIN: Final = "syscom_ress"
 LOGGER: Final = logging.getLogger(__package__)
 
-PLATFORMS: Final[list[Platform]] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+PLATFORMS: Final[list[Platform]] = [
+    Platform.BINARY_SENSOR,
+    Platform.EVENT,
+    Platform.NUMBER,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 """Every platform of the integration, in one list (the control side appends its own)."""
 
 MANUFACTURER: Final = "Syscom"

@@ -44,6 +44,7 @@ from .const import (
     RETRY_AFTER_MAX,
     STACK_MODEL,
 )
+from .control import StackControl
 from .ress_bms.analog import PackAnalog
 from .ress_bms.client import PackInfo, PollMode, StackClient, StackInfo, StackSample
 from .ress_bms.errors import (
@@ -245,6 +246,8 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         self._reported: set[int] = set()
         """Packs whose silence was logged (logged again once when they are back)."""
         self._quality: deque[tuple[int, int]] = deque(maxlen=LINK_QUALITY_WINDOW + 1)
+        self.control = StackControl(self)
+        """Parameters, switches, forced shutdown and protection events (control.py)."""
 
     @property
     def link(self) -> Link:
@@ -472,6 +475,25 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
     def async_set_pack_updated(self) -> None:
         """Push the current pack states to the entities without polling (after a write)."""
         self.async_set_updated_data(self._snapshot())
+
+    @callback
+    def async_mark_pack_silent(self, address: int) -> None:
+        """A pack acknowledged a forced shutdown (9CH): unavailable now, not in 3 refreshes.
+
+        If it rebooted instead (current was flowing), its next reply makes it available again
+        and is logged as "answers again".
+        """
+        state = self._packs.get(address)
+        if state is None:
+            return
+        self._packs[address] = replace(
+            state, missed=max(state.missed, MISSED_REFRESHES_UNAVAILABLE)
+        )
+        self._reported.add(address)
+        self.energy.forget(address)
+        LOGGER.info("Pack %s on %s was shut down by command", address, self.link.url)
+        if self.data is not None:
+            self.async_set_pack_updated()
 
     async def async_shutdown(self) -> None:
         """Stop polling and close the link."""

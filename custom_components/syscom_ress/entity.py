@@ -81,8 +81,6 @@ def async_add_pack_entities(
 
     @callback
     def add_new() -> None:
-        if coordinator.data is None:
-            return
         entities: list[Entity] = []
         added.intersection_update(coordinator.data.packs)  # removed packs may come back
         for address, pack in coordinator.data.packs.items():

@@ -1,0 +1,173 @@
+"""Repair issues: what the owner has to look at on the bus, raised and cleared by the integration.
+
+A :class:`StackWatcher` per stack checks the link's counters every minute and after each refresh:
+
+* ``link_silent``: nothing has answered for :data:`SILENT_AFTER` (the cable, the gateway, the
+  master pack's power);
+* ``second_master``: requests from another master (an inverter or the PC tool polling the same
+  bus), or several replies nobody here asked for; cleared once none has been seen for
+  :data:`SECOND_MASTER_CLEAR`;
+* ``firmware_dialect``: a pack answers in a way the integration does not fully know: a 42H
+  extension length never seen before, replies with a wrong LCHKSUM (tolerated, but a sign of
+  other differences), or replies with another VER than 0x25.
+
+None of them can be fixed from Home Assistant, so they carry no fix flow; each one is removed as
+soon as its cause is gone, and all of them when the entry unloads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN
+from .coordinator import StackCoordinator
+from .ress_bms.analog import EXTENSION_LENGTHS_SEEN
+from .ress_bms.frame import VER_PACE
+
+SILENT_AFTER: Final = timedelta(minutes=10)
+SECOND_MASTER_CLEAR: Final = timedelta(minutes=10)
+DIALECT_CLEAR: Final = timedelta(minutes=10)
+"""A wrong LCHKSUM counts as a finding for this long after the last one."""
+CHECK_INTERVAL: Final = timedelta(minutes=1)
+UNSOLICITED_SUSPECT: Final = 3
+"""Replies nobody asked for, between two checks, that suggest another master (one may be late)."""
+
+ISSUE_LINK_SILENT: Final = "link_silent"
+ISSUE_SECOND_MASTER: Final = "second_master"
+ISSUE_FIRMWARE_DIALECT: Final = "firmware_dialect"
+ISSUES: Final = (ISSUE_LINK_SILENT, ISSUE_SECOND_MASTER, ISSUE_FIRMWARE_DIALECT)
+
+
+def issue_id(kind: str, entry_id: str) -> str:
+    """The issue registry id of one kind of issue for one stack."""
+    return f"{kind}_{entry_id}"
+
+
+class StackWatcher:
+    """Raises and clears the repair issues of one stack."""
+
+    def __init__(self, hass: HomeAssistant, coordinator: StackCoordinator) -> None:
+        self.hass = hass
+        self.coordinator = coordinator
+        stats = coordinator.link.stats
+        now = dt_util.utcnow()
+        self._replies = stats.replies
+        self._heard = now
+        self._foreign = stats.foreign_requests
+        self._unsolicited = stats.unsolicited_frames
+        self._foreign_seen: datetime | None = None
+        self._lchksum = stats.lchksum_errors
+        self._lchksum_seen: datetime | None = now if stats.lchksum_errors else None
+
+    @property
+    def _entry_id(self) -> str:
+        return self.coordinator.config_entry.entry_id
+
+    @callback
+    def async_start(self) -> CALLBACK_TYPE:
+        """Check now, after each refresh and every minute; returns the function that stops it."""
+        remove_listener = self.coordinator.async_add_listener(self.async_check)
+        remove_timer = async_track_time_interval(
+            self.hass, lambda _now: self.async_check(), CHECK_INTERVAL
+        )
+        self.async_check()
+
+        def stop() -> None:
+            remove_listener()
+            remove_timer()
+            for kind in ISSUES:
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id(kind, self._entry_id))
+
+        return stop
+
+    @callback
+    def async_check(self) -> None:
+        """Compare the link's counters with the last check; raise or clear each issue."""
+        now = dt_util.utcnow()
+        self._check_silent(now)
+        self._check_second_master(now)
+        self._check_dialect(now)
+
+    def _set(self, kind: str, active: bool, **placeholders: str) -> None:
+        ident = issue_id(kind, self._entry_id)
+        if not active:
+            ir.async_delete_issue(self.hass, DOMAIN, ident)
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            ident,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR
+            if kind == ISSUE_LINK_SILENT
+            else ir.IssueSeverity.WARNING,
+            translation_key=kind,
+            translation_placeholders={
+                "title": self.coordinator.config_entry.title,
+                "url": self.coordinator.link.url,
+                **placeholders,
+            },
+        )
+
+    def _check_silent(self, now: datetime) -> None:
+        replies = self.coordinator.link.stats.replies
+        if replies != self._replies:
+            self._replies, self._heard = replies, now
+        silent = now - self._heard
+        self._set(
+            ISSUE_LINK_SILENT,
+            silent >= SILENT_AFTER,
+            minutes=str(int(silent.total_seconds() // 60)),
+        )
+
+    def _check_second_master(self, now: datetime) -> None:
+        stats = self.coordinator.link.stats
+        foreign = stats.foreign_requests - self._foreign
+        unsolicited = stats.unsolicited_frames - self._unsolicited
+        self._foreign, self._unsolicited = stats.foreign_requests, stats.unsolicited_frames
+        if foreign > 0 or unsolicited >= UNSOLICITED_SUSPECT:
+            self._foreign_seen = now
+        self._set(
+            ISSUE_SECOND_MASTER,
+            self._foreign_seen is not None and now - self._foreign_seen < SECOND_MASTER_CLEAR,
+            foreign=str(stats.foreign_requests),
+            unsolicited=str(stats.unsolicited_frames),
+        )
+
+    def _check_dialect(self, now: datetime) -> None:
+        stats = self.coordinator.link.stats
+        findings = []
+        data = self.coordinator.data
+        for pack in data.packs.values() if data is not None else ():
+            analog = pack.analog
+            if analog is not None and analog.online:
+                length = len(analog.extension)
+                if length not in EXTENSION_LENGTHS_SEEN:
+                    findings.append(
+                        f"pack {pack.address}: 42H analog values end with {length} bytes "
+                        "the integration does not decode"
+                    )
+        if stats.lchksum_errors > self._lchksum:
+            self._lchksum, self._lchksum_seen = stats.lchksum_errors, now
+        if self._lchksum_seen is not None and now - self._lchksum_seen < DIALECT_CLEAR:
+            findings.append(f"{stats.lchksum_errors} replies with a wrong LCHKSUM")
+        for command, (_request, reply) in sorted(stats.last_frames.items()):
+            try:
+                ver = int(reply[1:3], 16)
+            except ValueError:
+                continue
+            if ver != VER_PACE:
+                findings.append(f"the reply to {command:02X}H carries VER {ver:02X}H, not 25H")
+        self._set(ISSUE_FIRMWARE_DIALECT, bool(findings), details="; ".join(findings))
+
+
+@callback
+def async_watch_stack(hass: HomeAssistant, coordinator: StackCoordinator) -> CALLBACK_TYPE:
+    """Start watching a stack for repair issues; returns the function that stops it."""
+    return StackWatcher(hass, coordinator).async_start()

@@ -1,0 +1,194 @@
+"""Actions: read and write parameters, read the history log, set the packs' clocks.
+
+Registered once in ``async_setup`` (not per entry). Each takes a device: a pack, or the stack
+(meaning its master pack, the one the link is wired to; for ``sync_clock``, every pack that
+answers at its own address). Actions that change the battery (``write_parameters``,
+``sync_clock``) are admin-only. Bad input raises ``ServiceValidationError`` and a failing pack
+``HomeAssistantError``, both translated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
+
+from .const import DOMAIN
+from .coordinator import StackCoordinator
+from .diagnostics import _record as history_record
+from .ress_bms.history import MAX_RECORDS
+from .ress_bms.params import PARAMETERS, PARAMETERS_BY_KEY
+
+SERVICE_READ_PARAMETERS: Final = "read_parameters"
+SERVICE_WRITE_PARAMETERS: Final = "write_parameters"
+SERVICE_READ_HISTORY: Final = "read_history"
+SERVICE_SYNC_CLOCK: Final = "sync_clock"
+
+ATTR_PARAMETERS: Final = "parameters"
+ATTR_DRY_RUN: Final = "dry_run"
+ATTR_COUNT: Final = "count"
+DEFAULT_HISTORY_COUNT: Final = 20
+
+DEVICE_SCHEMA: Final = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
+WRITE_SCHEMA: Final = DEVICE_SCHEMA.extend(
+    {
+        vol.Required(ATTR_PARAMETERS): vol.All(dict, vol.Length(min=1)),
+        vol.Optional(ATTR_DRY_RUN, default=False): cv.boolean,
+    }
+)
+HISTORY_SCHEMA: Final = DEVICE_SCHEMA.extend(
+    {
+        vol.Optional(ATTR_COUNT, default=DEFAULT_HISTORY_COUNT): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=MAX_RECORDS)
+        )
+    }
+)
+
+
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def _target(hass: HomeAssistant, call: ServiceCall) -> tuple[StackCoordinator, int | None]:
+    """The stack and pack a call names (``None``: the stack device itself)."""
+    device_id: str = call.data[ATTR_DEVICE_ID]
+    device = dr.async_get(hass).async_get(device_id)
+    if device is None:
+        raise _invalid("unknown_device", device=device_id)
+    for entry_id in device.config_entries:
+        entry = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.domain != DOMAIN:
+            continue
+        if entry.state is not ConfigEntryState.LOADED:
+            raise _invalid("entry_not_loaded", device=device.name_by_user or device.name or "")
+        coordinator: StackCoordinator = entry.runtime_data
+        return coordinator, coordinator.address_of_device(device)
+    raise _invalid("unknown_device", device=device_id)
+
+
+def _pack(hass: HomeAssistant, call: ServiceCall) -> tuple[StackCoordinator, int]:
+    """The pack a call names (the stack stands for its master) that commands can reach."""
+    coordinator, address = _target(hass, call)
+    if address is None:
+        address = coordinator.client.master_address
+    if not coordinator.control.reachable(address):
+        raise _invalid("pack_not_reachable", pack=str(address))
+    return coordinator, address
+
+
+async def _read_parameters(call: ServiceCall) -> ServiceResponse:
+    coordinator, address = _pack(call.hass, call)
+    values = await coordinator.control.async_read_parameters(address)
+    return {
+        "pack": address,
+        "parameters": {
+            p.key: {
+                "value": values[p.key],
+                "unit": p.unit,
+                "minimum": p.minimum,
+                "maximum": p.maximum,
+                "step": p.step,
+                "threshold": p.threshold,
+            }
+            for p in PARAMETERS
+            if p.key in values
+        },
+    }
+
+
+def _changes(raw: dict[Any, Any], address: int) -> dict[str, float]:
+    """Parameter names and numbers, or one translated error listing every bad entry."""
+    problems = []
+    changes: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in PARAMETERS_BY_KEY:
+            problems.append(f"{key}: unknown parameter")
+            continue
+        if isinstance(value, bool):
+            problems.append(f"{key}: {value!r} is not a number")
+            continue
+        try:
+            changes[str(key)] = float(value)
+        except TypeError, ValueError:
+            problems.append(f"{key}: {value!r} is not a number")
+    if problems:
+        raise _invalid("invalid_parameters", pack=str(address), problems="; ".join(problems))
+    return changes
+
+
+async def _write_parameters(call: ServiceCall) -> ServiceResponse:
+    coordinator, address = _pack(call.hass, call)
+    changes = _changes(call.data[ATTR_PARAMETERS], address)
+    dry_run: bool = call.data[ATTR_DRY_RUN]
+    result = await coordinator.control.async_write_parameters(address, changes, dry_run=dry_run)
+    return {
+        "pack": address,
+        "dry_run": dry_run,
+        "old": {key: result.old[key] for key in changes},
+        "new": {key: result.new[key] for key in changes},
+        "writes": [
+            {
+                "group": write.group,
+                "command": f"{write.command:02X}H",
+                "payload": write.payload.hex().upper(),
+                "frame": write.frame.decode("ascii").strip(),
+            }
+            for write in result.writes
+        ],
+    }
+
+
+async def _read_history(call: ServiceCall) -> ServiceResponse:
+    coordinator, address = _pack(call.hass, call)
+    records = await coordinator.control.async_read_history(address, call.data[ATTR_COUNT])
+    return {"pack": address, "records": [history_record(r) for r in records]}
+
+
+async def _sync_clock(call: ServiceCall) -> None:
+    coordinator, address = _target(call.hass, call)
+    now = dt_util.now().replace(tzinfo=None, microsecond=0)
+    if address is not None:
+        if not coordinator.control.reachable(address):
+            raise _invalid("pack_not_reachable", pack=str(address))
+        await coordinator.control.async_set_clock(address, now)
+        return
+    stack = coordinator.stack
+    for pack in stack.packs if stack is not None else ():
+        if pack.direct:
+            await coordinator.control.async_set_clock(pack.address, now)
+
+
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the integration's actions."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_READ_PARAMETERS,
+        _read_parameters,
+        schema=DEVICE_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_READ_HISTORY,
+        _read_history,
+        schema=HISTORY_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_WRITE_PARAMETERS,
+        _write_parameters,
+        schema=WRITE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    async_register_admin_service(hass, DOMAIN, SERVICE_SYNC_CLOCK, _sync_clock, DEVICE_SCHEMA)
