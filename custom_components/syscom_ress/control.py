@@ -328,15 +328,12 @@ class StackControl:
 
     def shut_down(self, address: int) -> bool:
         """Whether a pack is shut down: by our 9CH until it answers again, or by its own bit."""
-        if address in self._shutdown:
-            return True
         pack = self.coordinator.pack(address)
-        return (
-            pack is not None
-            and pack.available
-            and pack.status is not None
-            and pack.status.flag("shutdown")
-        )
+        if pack is None:
+            return address in self._shutdown
+        if address in self._shutdown and pack.missed > 0:
+            return True  # silent since the command (a reply resets ``missed``)
+        return pack.available and pack.status is not None and pack.status.flag("shutdown")
 
     async def async_shutdown(self, address: int) -> None:
         """9CH: the pack goes silent until its key or a charger wakes it."""
