@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
@@ -63,6 +63,15 @@ type RessConfigEntry = ConfigEntry[StackCoordinator]
 
 LINK_QUALITY_WINDOW: Final = 20
 """Link quality is the share of successful exchanges over this many refreshes."""
+
+
+class HasIdentifiers(Protocol):
+    """A device registry entry of any kind (child devices included)."""
+
+    @property
+    def identifiers(self) -> set[tuple[str, str]]:
+        """The device's (domain, id) identifiers."""
+        ...
 
 
 # -- what the entities read ------------------------------------------------------------------
@@ -357,7 +366,7 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         """
         return f"{self.stack_id}_pack{address}"
 
-    def address_of_device(self, device: dr.DeviceEntry) -> int | None:
+    def address_of_device(self, device: HasIdentifiers) -> int | None:
         """The pack address a device stands for (``None`` for the stack or a foreign device)."""
         prefix = f"{self.stack_id}_pack"
         for domain, identifier in device.identifiers:
