@@ -32,11 +32,14 @@ import ctypes
 import json
 import os
 from pathlib import Path
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -139,50 +142,141 @@ def _satisfied(requirement: str) -> bool:
     return req.specifier.contains(version, prereleases=True)
 
 
-UNAVAILABLE_FILE = Path(sys.prefix) / ".ress-develop-unavailable"
-"""Requirements that failed to install into this venv (not retried; delete to retry)."""
+GIVEN_UP_FILE = Path(sys.prefix) / ".ress-develop-given-up"
+"""Requirements that could not be installed into this venv as pinned (not retried; delete the
+file to retry)."""
 
 
-def ensure_requirements(log: Log = _say) -> list[str]:
-    """Install the missing runtime requirements into this venv; return those that cannot be.
+def ensure_requirements(log: Log = _say) -> None:
+    """Install the missing runtime requirements into this venv, as their manifests pin them.
 
-    The frontend and every integration Home Assistant sets up here pin exact versions in their
-    manifests. Some (``pymicro-vad``, ``pyspeex-noise`` of the voice assistant) ship no wheel for
-    every Python and need the interpreter's headers to build; when one cannot be installed, the
-    integrations that need it fail to load and the rest works. Such failures are remembered in
-    the venv and not tried again.
+    The frontend and every integration Home Assistant sets up here pin exact versions. Home
+    Assistant imports every base platform (to validate service descriptions for the frontend), so
+    all of them must import, the voice assistant's too: ``pymicro-vad`` and ``pyspeex-noise``
+    ship no wheel for every Python and are built from source, with the interpreter's C headers
+    (:func:`python_headers`). Should a pinned version still not install, the newest release with
+    a wheel is installed instead (said on the console); that is remembered in the venv.
     """
     wanted = runtime_requirements()
-    known_bad = set()
-    if UNAVAILABLE_FILE.is_file():
-        known_bad = set(UNAVAILABLE_FILE.read_text(encoding="utf-8").split())
-    missing = [r for r in sorted(wanted) if not _satisfied(r) and r not in known_bad]
-    if missing:
-        log(f"installing what Home Assistant needs at run time: {' '.join(missing)}")
-        if not _pip_install(missing):
-            for requirement in missing:
-                if not _pip_install([requirement]):
-                    known_bad.add(requirement)
-            UNAVAILABLE_FILE.write_text("\n".join(sorted(known_bad)) + "\n", encoding="utf-8")
-    unavailable = sorted(r for r in known_bad if r in wanted and not _satisfied(r))
-    if unavailable:
-        users = sorted({d for r in unavailable for d in wanted[r]})
+    given_up = set()
+    if GIVEN_UP_FILE.is_file():
+        given_up = set(GIVEN_UP_FILE.read_text(encoding="utf-8").split())
+    missing = [r for r in sorted(wanted) if not _satisfied(r) and r not in given_up]
+    if not missing:
+        return
+    log(f"installing what Home Assistant needs at run time: {' '.join(missing)}")
+    env = dict(os.environ)
+    if (headers := python_headers(log)) is not None:
+        env["CPPFLAGS"] = f"-I{headers} {env.get('CPPFLAGS', '')}".strip()
+    if _pip_install(missing, env):
+        return
+    for requirement in missing:
+        if _pip_install([requirement], env):
+            continue
+        name = requirement.split("=")[0].split("<")[0].split(">")[0]
+        substituted = _pip_install(["--only-binary", ":all:", name], env)
         log(
-            f"not installable here: {' '.join(unavailable)} (no wheel for this Python); "
-            f"these integrations will not load: {', '.join(users)}"
+            f"could not install {requirement} (needed by {', '.join(wanted[requirement])}); "
+            + ("installed the newest release with a wheel instead" if substituted else "skipped")
         )
-    return unavailable
+        given_up.add(requirement)
+    GIVEN_UP_FILE.write_text("\n".join(sorted(given_up)) + "\n", encoding="utf-8")
 
 
-def _pip_install(requirements: list[str]) -> bool:
+def _pip_install(requirements: list[str], env: dict[str, str]) -> bool:
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
          *requirements],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,
     )  # fmt: skip
     return result.returncode == 0
+
+
+PYTHON_HEADERS = Path(sys.prefix) / "python-headers"
+"""Where :func:`python_headers` puts the interpreter's C headers when it has none."""
+
+
+def python_headers(log: Log = _say) -> Path | None:
+    """A folder with this interpreter's C headers, or None when the compiler finds them anyway.
+
+    The private Python that script/bootstrap unpacks from Debian's binary packages has no
+    headers; they are Debian's ``libpython3.X-dev`` of the same suite (sid), fetched with
+    ``apt-get download`` on a private apt configuration (nothing on the system changes) and
+    unpacked into the venv. None as well when that is impossible (not Debian, no apt-get).
+    """
+    if (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return None
+    if (PYTHON_HEADERS / "Python.h").is_file():
+        return PYTHON_HEADERS
+    version = sysconfig.get_config_var("VERSION")
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    keyring = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+    if not (shutil.which("apt-get") and shutil.which("dpkg") and multiarch and keyring.is_file()):
+        return None
+    package = f"libpython{version}-dev"
+    log(f"fetching the C headers of Python {version} ({package} from Debian sid)")
+    with tempfile.TemporaryDirectory() as tmp:
+        apt = Path(tmp)
+        for folder in ("lists/partial", "cache/archives/partial", "sources.d", "preferences.d"):
+            (apt / folder).mkdir(parents=True)
+        (apt / "sources.list").write_text(
+            f"deb [signed-by={keyring}] {_debian_mirror()} sid main\n", encoding="utf-8"
+        )
+        settings = {
+            "Dir::Etc::SourceList": apt / "sources.list",
+            "Dir::Etc::SourceParts": apt / "sources.d",
+            "Dir::Etc::Preferences": apt / "preferences",
+            "Dir::Etc::PreferencesParts": apt / "preferences.d",
+            "Dir::State::Lists": apt / "lists",
+            "Dir::Cache": apt / "cache",
+            "Dir::Cache::pkgcache": apt / "cache/pkgcache.bin",
+            "Dir::Cache::srcpkgcache": apt / "cache/srcpkgcache.bin",
+            "Acquire::Languages": "none",
+            "APT::Sandbox::User": "root",
+        }
+        options = [f"-o{key}={value}" for key, value in settings.items()]
+        for command in (["update", "-qq"], ["download", "-qq", package]):
+            done = subprocess.run(
+                ["apt-get", *options, *command], cwd=apt, capture_output=True, check=False
+            )
+            if done.returncode != 0:
+                log(f"apt-get {command[0]} failed: {done.stderr.decode(errors='replace')[-300:]}")
+                return None
+        (deb,) = apt.glob("*.deb")
+        subprocess.run(["dpkg", "-x", str(deb), str(apt / "root")], check=True)
+        include = apt / "root" / "usr" / "include"
+        staging = PYTHON_HEADERS.with_name(PYTHON_HEADERS.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(include / f"python{version}", staging)
+        # Debian's pyconfig.h includes <MULTIARCH/pythonX.Y/pyconfig.h>: put the real one there.
+        shutil.copy2(include / multiarch / f"python{version}" / "pyconfig.h", staging)
+        shutil.rmtree(PYTHON_HEADERS, ignore_errors=True)
+        staging.rename(PYTHON_HEADERS)
+    return PYTHON_HEADERS
+
+
+def _debian_mirror() -> str:
+    """The system's first Debian mirror (as script/bootstrap picks it), deb.debian.org else."""
+    sources = [*Path("/etc/apt/sources.list.d").glob("*.sources")]
+    lines: list[str] = []
+    for path in sources:
+        with contextlib.suppress(OSError):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip().startswith("URIs:"):
+                    lines.extend(line.split(":", 1)[1].split())
+    for path in (Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")):
+        with contextlib.suppress(OSError):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                words = re.sub(r"\[[^]]*\]", "", line).split()
+                if len(words) > 1 and words[0] == "deb":
+                    lines.append(words[1])
+    for uri in lines:
+        if re.fullmatch(r"(https?|ftp)://\S*/debian/?", uri):
+            return uri.rstrip("/")
+    return "http://deb.debian.org/debian"
 
 
 # -- child processes -----------------------------------------------------------------------------
@@ -243,14 +337,18 @@ class Child:
     async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Send ``sig``, wait up to ``timeout`` seconds, then kill."""
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        if not await _exited(proc, timeout):
+        if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await _exited(proc, 10.0)
+                proc.send_signal(sig)
+            if not await _exited(proc, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await _exited(proc, 10.0)
+        # Helpers it left behind in its own process group (a browser's renderers, say).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -375,6 +473,14 @@ class HassApi:
 # -- the development instance --------------------------------------------------------------------
 
 
+HTTP_YAML = """
+http:
+  server_host: {host}
+  server_port: {port}
+"""
+"""Only on the first start: Home Assistant (2026.8+) moves it into its HTTP config store once,
+as a trial that :meth:`DevHome._promote_http_config` confirms, and ignores the YAML after that."""
+
 CONFIGURATION_YAML = """\
 # Written by script/develop (devhome.py) on every start: edit packages/*.yaml instead.
 homeassistant:
@@ -389,11 +495,7 @@ api:
 history:
 logbook:
 energy:
-
-http:
-  server_host: {host}
-  server_port: {port}
-
+{http}
 logger:
   default: info
   logs:
@@ -513,6 +615,7 @@ class DevHome:
             await self._wait_for_http()
             await self._onboard_or_login()
             await self._wait_running()
+            await self._promote_http_config()
             await self._ensure_entry()
             await self._wait_for_stack()
             if self._onboarding_suggestions:
@@ -558,7 +661,20 @@ class DevHome:
 
     def _choose_ports(self) -> None:
         state = self._load_state()
-        if self.http_port is None:
+        stored = state.get("http_port") if state.get("http_stored") else None
+        if stored is not None:
+            # Home Assistant keeps its HTTP settings in its own store after the first start.
+            if self.http_port not in (None, stored):
+                raise RuntimeError(
+                    f"this Home Assistant serves on port {stored}, set on its first start; "
+                    "start over (--fresh) for another port"
+                )
+            self.http_port = int(stored)
+            if not port_is_free(self.http_port, self.http_host):
+                raise RuntimeError(
+                    f"port {self.http_port} is in use (is another script/develop running?)"
+                )
+        elif self.http_port is None:
             self.http_port = 8123 if port_is_free(8123, self.http_host) else free_port()
         if self.sim_port is None:
             previous = state.get("simulator_port")
@@ -591,7 +707,10 @@ class DevHome:
         (self.config_dir / "packages").mkdir(exist_ok=True)
         (self.config_dir / "configuration.yaml").write_text(
             CONFIGURATION_YAML.format(
-                time_zone=_time_zone(), host=self.http_host, port=self.http_port
+                time_zone=_time_zone(),
+                http=""
+                if self._load_state().get("http_stored")
+                else HTTP_YAML.format(host=self.http_host, port=self.http_port),
             ),
             encoding="utf-8",
         )
@@ -712,6 +831,33 @@ class DevHome:
 
         config = await self._until("Home Assistant to finish starting", running, timeout=180)
         self.ha_version = config.get("version")
+
+    async def _promote_http_config(self) -> None:
+        """Confirm the HTTP settings taken from configuration.yaml on the first start.
+
+        Home Assistant 2026.8+ moves ``http:`` from YAML into its store as a trial that it
+        reverts (with a restart) unless confirmed within five minutes; the frontend asks for the
+        confirmation in a dialog. This confirms it the way that dialog does.
+        """
+        assert self.api is not None
+        try:
+            (config,) = await self.api.ws({"type": "http/config"})
+            if config.get("pending") is not None:
+                await self.api.ws({"type": "http/config/promote"})
+                # Its repair ("move http: out of YAML") is moot: the YAML goes from the next start.
+                with contextlib.suppress(ApiError):
+                    await self.api.ws(
+                        {
+                            "type": "repairs/ignore_issue",
+                            "domain": "http",
+                            "issue_id": "deprecated_yaml",
+                            "ignore": True,
+                        }
+                    )
+        except ApiError as err:  # a Home Assistant that takes http: from YAML on every start
+            self.log(f"HTTP settings stay in configuration.yaml ({err})")
+            return
+        self._save_state(http_port=self.http_port, http_stored=True)
 
     async def _ensure_entry(self) -> None:
         assert self.api is not None
