@@ -246,8 +246,8 @@ class StackControl:
         async_dispatcher_send(hass, signal_protection(self._entry_id), transition)
 
     def _device_id(self, address: int) -> str | None:
-        device = dr.async_get(self.coordinator.hass).async_get_device(
-            identifiers={(DOMAIN, self.coordinator.pack_identifier(address))}
+        device = dr.async_get(self.coordinator.hass).async_get_device_by_identifier(
+            (DOMAIN, self.coordinator.pack_identifier(address)), self._entry_id
         )
         return device.id if device is not None else None
 

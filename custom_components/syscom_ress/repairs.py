@@ -73,9 +73,7 @@ class StackWatcher:
     def async_start(self) -> CALLBACK_TYPE:
         """Check now, after each refresh and every minute; returns the function that stops it."""
         remove_listener = self.coordinator.async_add_listener(self.async_check)
-        remove_timer = async_track_time_interval(
-            self.hass, lambda _now: self.async_check(), CHECK_INTERVAL
-        )
+        remove_timer = async_track_time_interval(self.hass, self._tick, CHECK_INTERVAL)
         self.async_check()
 
         def stop() -> None:
@@ -85,6 +83,10 @@ class StackWatcher:
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id(kind, self._entry_id))
 
         return stop
+
+    @callback
+    def _tick(self, _now: datetime) -> None:
+        self.async_check()
 
     @callback
     def async_check(self) -> None:
