@@ -44,6 +44,11 @@ ISSUE_FIRMWARE_DIALECT: Final = "firmware_dialect"
 ISSUES: Final = (ISSUE_LINK_SILENT, ISSUE_SECOND_MASTER, ISSUE_FIRMWARE_DIALECT)
 
 
+def utcnow() -> datetime:
+    """The watcher's clock (tests move it on without freezing the event loop)."""
+    return dt_util.utcnow()
+
+
 def issue_id(kind: str, entry_id: str) -> str:
     """The issue registry id of one kind of issue for one stack."""
     return f"{kind}_{entry_id}"
@@ -56,7 +61,9 @@ class StackWatcher:
         self.hass = hass
         self.coordinator = coordinator
         stats = coordinator.link.stats
-        now = dt_util.utcnow()
+        now = utcnow()
+        self._clock = now
+        """The latest time seen: a check never goes back in time."""
         self._replies = stats.replies
         self._heard = now
         self._foreign = stats.foreign_requests
@@ -91,7 +98,7 @@ class StackWatcher:
     @callback
     def async_check(self) -> None:
         """Compare the link's counters with the last check; raise or clear each issue."""
-        now = dt_util.utcnow()
+        now = self._clock = max(utcnow(), self._clock)
         self._check_silent(now)
         self._check_second_master(now)
         self._check_dialect(now)
