@@ -186,10 +186,7 @@ class StackControl:
     @callback
     def async_update(self) -> None:
         """After a refresh: protection transitions, shutdown state, pending parameter reads."""
-        data = self.coordinator.data
-        if data is None:
-            return
-        for address, pack in data.packs.items():
+        for address, pack in self.coordinator.data.packs.items():
             if pack.available and pack.missed == 0:
                 self._shutdown.discard(address)  # it answers: woken (or it rebooted instead)
             self._track(pack)

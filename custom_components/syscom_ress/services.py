@@ -18,7 +18,11 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
-import voluptuous as vol
+
+try:  # Home Assistant validates with probatio from 2026.9 on (voluptuous is aliased to it)
+    import probatio as vol
+except ImportError:  # pragma: no cover - Home Assistant 2026.8
+    import voluptuous as vol  # type: ignore[no-redef]
 
 from .const import DOMAIN
 from .coordinator import StackCoordinator

@@ -68,4 +68,3 @@ async def refresh(hass: HomeAssistant, coordinator: StackCoordinator) -> None:
     """One poll of the stack, and every state written."""
     await coordinator.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
-
