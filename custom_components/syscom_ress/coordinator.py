@@ -293,11 +293,11 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
 
     async def async_rediscover(self) -> bool:
         """Ask the stack again for its packs; register those that are new. True if any."""
+        self._discovered_at = time.monotonic()  # tried now, whatever comes of it
         try:
             if self.client.requested_mode is not PollMode.DIRECT:
                 count = await self.client.detect_protocol()
                 if count <= len(self._packs):
-                    self._discovered_at = time.monotonic()
                     return False
             known = self.client.stack
             stack = await self._discover()
