@@ -4,14 +4,18 @@ Shared by ``script/develop`` (run with ``.venv/bin/python script/devhome.py``) a
 test (``tests/e2e``). :class:`DevHome` does, in a state folder of its own:
 
 1. installs into the running venv the packages a real Home Assistant run needs (the frontend and
-   the requirements of every integration it sets up), read from the integrations' manifests;
+   the requirements of every integration it sets up, as their manifests pin them; the two that
+   have no wheel for Python 3.14 are built with Debian's Python headers), so that ``hass`` runs
+   with ``--skip-pip`` and installs nothing itself;
 2. starts the simulator (``python -m ress_bms simulate``: 3 packs, solar-day profile, accelerated,
    fixed seed) on a local port;
 3. writes a minimal ``configuration.yaml`` (frontend, config, api, http, history, logbook,
    energy, logger with debug for the integration), links the repository's ``custom_components``
    into the config folder and starts ``hass`` with it;
-4. onboards through the REST API (user, core config, analytics, integration) or, when that was
-   done on an earlier start, logs in through the login flow;
+4. onboards through the REST API (user, core config, analytics, integration; the suggested
+   integrations that cannot work offline are removed again) or, when that was done on an
+   earlier start, logs in through the login flow; confirms the ``http:`` settings Home
+   Assistant moved from YAML into its store on the first start;
 5. sets the integration up through its real config flow over the REST API (menu -> network ->
    form -> confirm), or, when the entry exists but the simulator moved to another port, moves
    the entry with the reconfigure flow;
@@ -562,7 +566,7 @@ class DevHome:
 
     @property
     def url(self) -> str:
-        """Where the frontend is (``localhost`` when bound to every interface)."""
+        """Where the frontend is (127.0.0.1 when served on every interface)."""
         host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
         return f"http://{host}:{self.http_port}"
 
