@@ -15,6 +15,8 @@ import json
 import re
 import time
 
+import pytest
+
 from .conftest import ROOT, DevTools, devhome, home_assistant_errors
 
 SCREENSHOT = ROOT / "docs" / "images" / "stack-device.png"
@@ -66,6 +68,9 @@ async def _device_names(home: devhome.DevHome) -> tuple[str, list[str]]:
     return name(home.stack_device_id), [name(d) for d in home.pack_device_ids]
 
 
+# First run on a new machine: apt-get installs Chromium and devhome the frontend (minutes); the
+# test itself keeps to its own timeouts (Home Assistant 300 s, the page 120 s).
+@pytest.mark.timeout(900)
 async def test_stack_device_page(dev_home: devhome.DevHome, browser: DevTools) -> None:
     """The stack device page renders the live SOC and the pack devices; screenshot saved."""
     home = dev_home
