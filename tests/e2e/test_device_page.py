@@ -3,8 +3,9 @@
 What ``script/develop`` starts (simulator: 3 packs, solar-day, x60; Home Assistant onboarded,
 the integration added through its config flow over the REST API) is opened logged in at
 ``/config/devices/device/<stack>``; the rendered page (text read through every shadow root) must
-show the live stack state of charge with a % value and the three packs. The screenshot is saved
-to docs/images/stack-device.png, which the README shows.
+show the live stack state of charge with a % value and the three packs. The screenshot goes to
+the test's temporary folder; with ``RESS_SCREENSHOT=1`` it replaces docs/images/stack-device.png,
+which the README shows (so an ordinary run leaves the tree clean).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+from pathlib import Path
 import re
 import time
 
@@ -71,7 +74,9 @@ async def _device_names(home: devhome.DevHome) -> tuple[str, list[str]]:
 # First run on a new machine: apt-get installs Chromium and devhome the frontend (minutes); the
 # test itself keeps to its own timeouts (Home Assistant 300 s, the page 120 s).
 @pytest.mark.timeout(900)
-async def test_stack_device_page(dev_home: devhome.DevHome, browser: DevTools) -> None:
+async def test_stack_device_page(
+    dev_home: devhome.DevHome, browser: DevTools, tmp_path: Path
+) -> None:
     """The stack device page renders the live SOC and the pack devices; screenshot saved."""
     home = dev_home
     assert home.api is not None
@@ -123,9 +128,6 @@ async def test_stack_device_page(dev_home: devhome.DevHome, browser: DevTools) -
     shot = await browser.call("Page.captureScreenshot", format="png")
     png = base64.b64decode(shot["data"])
     assert png.startswith(b"\x89PNG")
-    _save(png)
-
-
-def _save(png: bytes) -> None:
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.write_bytes(png)
+    target = SCREENSHOT if os.environ.get("RESS_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(png)
