@@ -20,7 +20,7 @@ from .const import CONF_DEVICE, HISTORY_DIAGNOSTICS_RECORDS
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .ress_bms.commands import Command
 from .ress_bms.errors import BmsError
-from .ress_bms.history import HistoryRecord
+from .ress_bms.report import history_json
 from .ress_bms.status import PackStatus
 
 TO_REDACT: Final = {
@@ -77,32 +77,13 @@ def _pack(coordinator: StackCoordinator, pack: PackState) -> dict[str, Any]:
     }
 
 
-def _record(record: HistoryRecord) -> dict[str, Any]:
-    return {
-        "index": record.index,
-        "time": record.time.isoformat() if record.time else None,
-        "power_on": record.power_on,
-        "protections": list(record.protections),
-        "alarms": list(record.alarms),
-        "faults": list(record.faults),
-        "current": record.current,
-        "voltage": record.voltage,
-        "remaining_capacity": record.remaining_capacity,
-        "full_capacity": record.full_capacity,
-        "cycles": record.cycles,
-        "cell_voltages": list(record.cell_voltages),
-        "temperatures": list(record.temperatures),
-        "status_record": f"{record.status_record:04X}",
-    }
-
-
 async def _history(coordinator: StackCoordinator, address: int) -> dict[str, Any]:
     """A pack's history log, read now; an error in place of records if it fails."""
     try:
         records = await coordinator.client.read_history(address, count=HISTORY_DIAGNOSTICS_RECORDS)
     except BmsError as err:
         return {"error": str(err)}
-    return {"count": len(records), "records": [_record(r) for r in records]}
+    return {"count": len(records), "records": [history_json(r) for r in records]}
 
 
 def _reachable(coordinator: StackCoordinator, pack: PackState) -> bool:

@@ -26,9 +26,9 @@ except ImportError:  # pragma: no cover - Home Assistant 2026.8
 
 from .const import DOMAIN
 from .coordinator import StackCoordinator
-from .diagnostics import _record as history_record
 from .ress_bms.history import MAX_RECORDS
 from .ress_bms.params import PARAMETERS, PARAMETERS_BY_KEY
+from .ress_bms.report import history_json
 
 SERVICE_READ_PARAMETERS: Final = "read_parameters"
 SERVICE_WRITE_PARAMETERS: Final = "write_parameters"
@@ -154,7 +154,7 @@ async def _write_parameters(call: ServiceCall) -> ServiceResponse:
 async def _read_history(call: ServiceCall) -> ServiceResponse:
     coordinator, address = _pack(call.hass, call)
     records = await coordinator.control.async_read_history(address, call.data[ATTR_COUNT])
-    return {"pack": address, "records": [history_record(r) for r in records]}
+    return {"pack": address, "records": [history_json(r) for r in records]}
 
 
 async def _sync_clock(call: ServiceCall) -> None:

@@ -102,6 +102,7 @@ def history_json(record: HistoryRecord) -> Json:
         "alarms": list(record.alarms),
         "faults": list(record.faults),
         "power_on": record.power_on,
+        "status_record": f"{record.status_record:04X}",
     }
 
 
