@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from awesomeversion import AwesomeVersion
 import homeassistant
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
@@ -73,30 +72,13 @@ def test_core_pins_serialx() -> None:
     assert any(canonicalize_name(Requirement(r).name) == "serialx" for r in MANIFEST_REQUIREMENTS)
 
 
-# Known problem, kept visible: the manifest asks for serialx>=1.11.0, but core pins serialx 1.8.2
-# in 2026.8 and 1.9.0 / 1.10.0 in 2026.9, so the declared minimum (2026.8.0) cannot install the
-# requirement. This marker covers exactly that state and nothing else; fix the manifest (or raise
-# the minimum Home Assistant) and it disappears by itself.
-_KNOWN_SERIALX_CONFLICT = "serialx>=1.11.0" in MANIFEST_REQUIREMENTS and AwesomeVersion(
-    HA_VERSION
-) < AwesomeVersion("2026.10.0")
-
-
 @pytest.mark.parametrize("requirement", MANIFEST_REQUIREMENTS)
-def test_requirement_accepts_core_pin(request: pytest.FixtureRequest, requirement: str) -> None:
+def test_requirement_accepts_core_pin(requirement: str) -> None:
     """Each manifest requirement that core pins must accept core's version, or HA cannot install."""
     req = Requirement(requirement)
     pinned = CORE_PINS.get(canonicalize_name(req.name))
     if pinned is None:
         pytest.skip(f"Home Assistant {HA_VERSION} does not pin {req.name}")
-    if _KNOWN_SERIALX_CONFLICT and canonicalize_name(req.name) == "serialx":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=f"manifest {requirement} rejects serialx=={pinned} pinned by Home "
-                f"Assistant {HA_VERSION} (the declared minimum is 2026.8.0)",
-            )
-        )
     assert req.specifier.contains(pinned, prereleases=True), (
         f"{requirement} rejects {req.name}=={pinned} pinned by Home Assistant {HA_VERSION}"
     )
