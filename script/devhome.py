@@ -57,6 +57,7 @@ DOMAIN = "syscom_ress"
 DEV_NAME = "Developer"
 DEV_USER = "dev"
 DEV_PASSWORD = "ress-develop"  # a fixed, documented login of a local development instance
+DEV_COUNTRY = "NL"
 DEV_LANGUAGE = "en"
 
 CONFIG_DOMAINS = ("frontend", "config", "api", "http", "history", "logbook", "energy", "logger")
@@ -814,6 +815,9 @@ class DevHome:
             await api.exchange_code(await api.login_code())
         if not steps.get("core_config"):
             await api.post("/api/onboarding/core_config")
+            # The frontend's onboarding asks for a country; without one Home Assistant raises a
+            # repair issue that would badge every screen of the demo.
+            await api.ws({"type": "config/core/update", "country": DEV_COUNTRY})
             self._onboarding_suggestions = True
         if not steps.get("analytics"):
             await api.post("/api/onboarding/analytics")
