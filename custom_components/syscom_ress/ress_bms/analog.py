@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from .buffer import TEMPERATURE_ABSENT, Reader, Writer, celsius, deci_kelvin
+from .buffer import TEMPERATURE_ABSENT, Reader, Writer, celsius, deci_kelvin, solve_trailer
 from .errors import DecodeError
 
 type Source = Literal["bms", "computed"]
@@ -125,17 +125,10 @@ def _block_size(data: bytes, pos: int, extension: int) -> int | None:
 def _solve_extension(data: bytes, count: int) -> int:
     """Find the one extension length that makes ``count`` blocks fill the payload exactly."""
     others = (u for u in range(max(EXTENSION_LENGTHS_SEEN) + 20) if u not in EXTENSION_LENGTHS_SEEN)
-    for extension in (*EXTENSION_LENGTHS_SEEN, *others):
-        pos = 2
-        for _ in range(count):
-            size = _block_size(data, pos, extension)
-            if size is None:
-                break
-            pos += size
-        else:
-            if pos == len(data):
-                return extension
-    raise DecodeError(f"no extension length fits {count} analog blocks in {len(data)} bytes")
+    extension = solve_trailer(data, count, (*EXTENSION_LENGTHS_SEEN, *others), _block_size)
+    if extension is None:
+        raise DecodeError(f"no extension length fits {count} analog blocks in {len(data)} bytes")
+    return extension
 
 
 def _decode_block(reader: Reader, address: int, extension: int) -> PackAnalog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from .errors import DecodeError
@@ -86,3 +87,28 @@ class Writer:
         """Append raw bytes."""
         self.data += value
         return self
+
+
+def solve_trailer(
+    data: bytes,
+    count: int,
+    candidates: Iterable[int],
+    block_size: Callable[[bytes, int, int], int | None],
+) -> int | None:
+    """The first trailer length for which ``count`` blocks after the 2-byte header fill ``data``.
+
+    42H and 44H replies carry a firmware-dependent number of bytes after each pack's block, the
+    same for every block; nothing in the frame says how many. ``block_size(data, pos, trailer)``
+    gives a block's size at ``pos`` (``None`` when no block can start there).
+    """
+    for trailer in candidates:
+        pos = 2
+        for _ in range(count):
+            size = block_size(data, pos, trailer)
+            if size is None:
+                break
+            pos += size
+        else:
+            if pos == len(data):
+                return trailer
+    return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from .buffer import Reader, Writer
+from .buffer import Reader, Writer, solve_trailer
 from .errors import DecodeError
 
 
@@ -229,17 +229,10 @@ def _block_size(data: bytes, pos: int, extras: int) -> int | None:
 
 
 def _solve_extras(data: bytes, count: int) -> int:
-    for extras in range(len(EXTRA_BYTES) + 1):
-        pos = 2
-        for _ in range(count):
-            size = _block_size(data, pos, extras)
-            if size is None:
-                break
-            pos += size
-        else:
-            if pos == len(data):
-                return extras
-    raise DecodeError(f"no layout fits {count} status blocks in {len(data)} bytes")
+    extras = solve_trailer(data, count, range(len(EXTRA_BYTES) + 1), _block_size)
+    if extras is None:
+        raise DecodeError(f"no layout fits {count} status blocks in {len(data)} bytes")
+    return extras
 
 
 def decode_status(info: bytes, command: int) -> StatusReply:
