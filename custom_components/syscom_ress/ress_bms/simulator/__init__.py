@@ -8,6 +8,9 @@ docs/simulator.md.
         sim.advance(60)              # step physics and the BMS by one simulated minute
         sim.pack(2).physics.soc      # state of the pack at address 2
         sim.faults.once("drop")      # lose the next reply
+
+A hostile gateway in front of it (late, foreign-master, half-open; see gateway.py):
+``Gateway(sim.host, sim.port, packs=3)``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from .bms import LIMITS, Bms, Limit
 from .faults import FAULT_KINDS, Delivery, Faults, FaultSettings
 from .firmware import DEFAULT_PROFILE, PROFILES, FirmwareProfile
+from .gateway import GATEWAY_FAULTS, Gateway, GatewaySettings
 from .pack import Pack
 from .physics import LOAD_PROFILES, PackPhysics
 from .protocol import respond
@@ -24,6 +28,7 @@ from .stack import Stack
 __all__ = [
     "DEFAULT_PROFILE",
     "FAULT_KINDS",
+    "GATEWAY_FAULTS",
     "LIMITS",
     "LOAD_PROFILES",
     "PROFILES",
@@ -32,6 +37,8 @@ __all__ = [
     "FaultSettings",
     "Faults",
     "FirmwareProfile",
+    "Gateway",
+    "GatewaySettings",
     "Limit",
     "Pack",
     "PackPhysics",
