@@ -16,14 +16,15 @@ import sys
 import time
 from typing import Any, TextIO
 
-from . import analog, control, device, history, params, report, status
-from .client import PollMode, StackClient
-from .commands import ALLOWED_COMMANDS, Command
-from .errors import BmsError, ResponseError
-from .frame import VER_PACE, Frame, decode_frame
+from . import history, params, replay, report
+from .capture import FrameRecorder
+from .client import PollMode, StackClient, StackInfo, StackSample
+from .errors import BmsError
 from .link import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_TIMEOUT, Direction, Link
+from .status import Kind
 
 PROG = "ress-bms"
+REPORT_FILE = "ress-bms-report.json"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -102,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument(
         "--passive", action="store_true", help="only listen (another master polls the bus)"
     )
+    report_ = add(
+        "report", "write one JSON file for a bug report: scan, status, parameters, frames"
+    )
+    report_.add_argument(
+        "--out", default=REPORT_FILE, help=f"output file, - for standard output ({REPORT_FILE})"
+    )
+    report_.add_argument(
+        "--no-redact", action="store_true", help="keep the serial numbers and the gateway's host"
+    )
+    report_.add_argument(
+        "--multidrop", action="store_true", help="probe every address 0-15 (no master)"
+    )
+    report_.add_argument(
+        "--mode", choices=[m.value for m in PollMode], default="auto", help="poll mode"
+    )
+    replay_ = add("replay", "decode every frame of a capture, report or diagnostics file")
+    replay_.add_argument("file", help="the file (ress-bms capture, report, or HA diagnostics)")
     simulate = sub.add_parser("simulate", help="run the battery stack simulator")
     try:
         from .simulator.cli import add_arguments  # noqa: PLC0415 - optional until it exists
@@ -155,7 +173,16 @@ def _pack_text(data: dict[str, Any]) -> str:
             f"  alarms: {_flags(data['alarms'])}",
             f"  faults: {_flags(data['faults'])}",
         ]
+    if "bits" in data:
+        lines += [
+            f"  states: {_flags(_set_bits(data, Kind.STATE))}",
+            f"  settings: {_flags(_set_bits(data, Kind.SETTING))}",
+        ]
     return "\n".join(lines)
+
+
+def _set_bits(data: dict[str, Any], kind: Kind) -> list[str]:
+    return [name for name, on in data["bits"][kind.value].items() if on]
 
 
 def _table(rows: Sequence[Sequence[object]]) -> str:
@@ -179,82 +206,69 @@ def _parse_command(text: str) -> int:
 
 def decode_text(text: str, command: int) -> dict[str, Any]:
     """Decode one frame given as text; the result ``ress-bms decode --json`` prints."""
-    frame = decode_frame(text.strip().encode())
-    if frame.ver != VER_PACE:
-        raise CliError(f"VER {frame.ver:02X}H: only the PACE VER 25H protocol is supported yet")
-    if frame.cid2 in ALLOWED_COMMANDS and frame.cid2 > 0x0F:
-        return _decode_request(frame)
-    data: dict[str, Any] = {"command": f"{command:02X}", "address": frame.adr}
-    if not frame.lchksum_ok:
-        data["lchksum_ok"] = False
-    if frame.cid2:
-        error = ResponseError(frame.cid2, command)
-        return data | {"rtn": frame.cid2, "error": error.meaning}
-    return data | _decode_payload(command, frame.info)
+    return replay.decode_text(text, command)
 
 
-def _decode_payload(command: int, info: bytes) -> dict[str, Any]:
-    group = next((g for g in params.GROUPS if g.read == command), None)
-    if group is not None:
-        return {"group": group.key, "values": group.decode(info)}
-    match command:
-        case Command.ANALOG:
-            return {"packs": [report.analog_json(p) for p in _analog_any(info).packs]}
-        case Command.STATUS:
-            return {"packs": [report.status_json(p) for p in _status_any(info).packs]}
-        case Command.PACK_COUNT:
-            return {"packs": device.decode_pack_count(info)}
-        case Command.VERSION:
-            return {"version": device.decode_version(info)}
-        case Command.SERIAL:
-            return report.serials_json(device.decode_serials(info))
-        case Command.CAPACITY:
-            return report.capacities_json(device.decode_capacities(info))
-        case Command.CLOCK_READ:
-            return {"time": device.decode_clock(info).isoformat()}
-        case Command.HISTORY:
-            record = history.decode_history(info, 0)
-            return {"record": report.history_json(record) if record else None}
-        case Command.CONTROL:
-            reply = control.decode_control(info)
-            return {"code": f"{reply.code:02X}", "control_status": reply.control_status}
-        case Command.CHARGE_MOS | Command.DISCHARGE_MOS:
-            return {"indication": control.decode_mos(info)}
-        case _ if not info:
-            return {}
-    raise CliError(f"no decoder for command {command:02X}H with data")
+def _replay_text(data: dict[str, Any]) -> str:
+    """One line per frame (``#index  +time  dir  what``), the packs of 42H/44H replies below."""
+    lines = [f"{data['file']}: {data['format']}, {len(data['frames'])} frames"]
+    for entry in data["frames"]:
+        moment = f"{entry['time']:+9.3f}" if "time" in entry else " " * 9
+        head = f"#{entry['index']:<4} {moment}  {entry['dir']}  "
+        lines.append(head + _frame_line(entry))
+        decoded = entry.get("decoded", {})
+        for pack in decoded.get("packs", []) if isinstance(decoded.get("packs"), list) else []:
+            lines.append(" " * 19 + _block_line(pack))
+    if data["noise_bytes"]:
+        lines.append(f"{data['noise_bytes']} bytes of noise outside frames")
+    return "\n".join(lines)
 
 
-def _analog_any(info: bytes) -> analog.AnalogReply:
-    """A 42H reply to FF (every pack) or to one pack number."""
-    try:
-        return analog.decode_analog(info, 0xFF)
-    except BmsError:
-        return analog.decode_analog(info, info[1] if len(info) > 1 else 1)
+def _frame_line(entry: dict[str, Any]) -> str:
+    decoded = entry.get("decoded")
+    if entry["role"] == "echo":
+        return "echo of the request (half-duplex adapter)"
+    if "error" in entry:
+        about = f" (reply to {entry['reply_to']}H)" if "reply_to" in entry else ""
+        return f"{entry['role']}{about}: {entry['error']}  {entry['text'][:60]}"
+    if "note" in entry:
+        return str(entry["note"])
+    assert decoded is not None
+    if entry["role"] == "request":
+        values = f" {_compact(decoded['values'])}" if "values" in decoded else ""
+        info = f" INFO {decoded['info']}" if decoded["info"] else ""
+        return f"{decoded['request']}H {decoded['name']} to {decoded['address']}{info}{values}"
+    rest = {k: v for k, v in decoded.items() if k not in ("command", "address", "packs")}
+    if isinstance(decoded.get("packs"), list):
+        rest["packs"] = len(decoded["packs"])
+    elif "packs" in decoded:
+        rest["packs"] = decoded["packs"]
+    return f"{entry['reply_to']}H reply from {decoded['address']}: {_compact(rest) or 'OK'}"
 
 
-def _status_any(info: bytes) -> status.StatusReply:
-    try:
-        return status.decode_status(info, 0xFF)
-    except BmsError:
-        return status.decode_status(info, info[1] if len(info) > 1 else 1)
+def _block_line(pack: dict[str, Any]) -> str:
+    if "voltage" in pack:
+        return (
+            f"pack {pack['address']}: {pack['voltage']:.3f} V {pack['current']:+.2f} A "
+            f"SOC {pack['soc']:g} % cells {min(pack['cell_voltages'], default=0):.3f}-"
+            f"{max(pack['cell_voltages'], default=0):.3f} V"
+        )
+    if "bits" in pack:
+        active = [
+            f"{name.replace('_', ' ')} ({kind})"
+            for kind in (Kind.PROTECTION, Kind.ALARM, Kind.FAULT, Kind.STATE)
+            for name in _set_bits(pack, kind)
+        ]
+        return f"pack {pack['address']}: {', '.join(active) or 'nothing set'}"
+    return f"pack {pack['address']}: offline"
 
 
-def _decode_request(frame: Frame) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "request": f"{frame.cid2:02X}",
-        "name": Command(frame.cid2).name.lower(),
-        "address": frame.adr,
-        "info": frame.info.hex().upper(),
-    }
-    group = next((g for g in params.GROUPS if g.write == frame.cid2), None)
-    if group is not None:
-        data["values"] = {
-            p.key: p.decode(frame.info)
-            for p in group.parameters
-            if p.offset + p.size <= len(frame.info)
-        }
-    return data
+def _compact(values: Any) -> str:
+    if isinstance(values, dict):
+        return ", ".join(f"{k}={_compact(v)}" for k, v in values.items())
+    if isinstance(values, float):
+        return f"{values:g}"
+    return json.dumps(values) if isinstance(values, (list, dict)) else str(values)
 
 
 # -- commands on a link ------------------------------------------------------------------------
@@ -402,6 +416,52 @@ async def _capture(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}", file=sys.stderr)
 
 
+async def _report(args: argparse.Namespace) -> None:
+    recorder = FrameRecorder()
+    link = _link(args, recorder)
+    client = _client(args, link)
+    stack: StackInfo | None = None
+    sample: StackSample | None = None
+    parameters: dict[int, dict[str, float] | BaseException] = {}
+    errors: dict[str, BaseException] = {}
+    async with link:
+        try:
+            stack = await client.discover(scan=args.multidrop)
+        except BmsError as err:
+            errors["scan"] = err
+        if stack is not None:
+            sample = await client.poll()
+            master = stack.master.address
+            try:
+                parameters[master] = (await client.read_parameters(master)).values
+            except BmsError as err:
+                parameters[master] = err
+    data = report.build_report(
+        source=f"{PROG} report",
+        stack=stack,
+        sample=sample,
+        parameters=parameters,
+        frames=recorder.frames,
+        link=link,
+        poll_mode=client.mode,
+        errors=errors,
+        redact=not args.no_redact,
+    )
+    text = json.dumps(data, indent=2) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230 - one small write
+            out.write(text)
+    packs = len(stack.packs) if stack is not None else 0
+    redacted = "serials redacted" if data["redacted"] else "serials NOT redacted"
+    where = "standard output" if args.out == "-" else args.out
+    print(f"wrote {where}: {packs} packs, {len(data['frames'])} frames, {redacted}",
+          file=sys.stderr)  # fmt: skip
+    for key, message in data["errors"].items():
+        print(f"{PROG}: {key}: {message} (recorded in the report)", file=sys.stderr)
+
+
 _LINK_COMMANDS: dict[str, Callable[[argparse.Namespace, StackClient], Coroutine[Any, Any, None]]]
 _LINK_COMMANDS = {
     "scan": _scan,
@@ -418,8 +478,13 @@ async def run(args: argparse.Namespace) -> None:
     if args.command == "decode":
         data = decode_text(args.frame, _parse_command(args.command_code))
         _emit(args, data, lambda: json.dumps(data, indent=2))
+    elif args.command == "replay":
+        data = replay.replay_file(args.file)
+        _emit(args, data, lambda: _replay_text(data))
     elif args.command == "capture":
         await _capture(args)
+    elif args.command == "report":
+        await _report(args)
     elif args.command == "simulate":
         from .simulator.cli import run as simulate  # noqa: PLC0415
 
