@@ -4,23 +4,28 @@ Serials, the gateway's host and the serial port are redacted. The raw frames of 
 exchange of each command are included (those of C2H, which carry the serials, are not), and the
 history log is read from every pack that answers at its own address while the download runs
 (up to 500 records each, newest first: that can take a minute at 9600 baud).
+
+``report`` is what ``ress-bms report`` writes, built by the same library function from what the
+coordinator already holds: discovery, the last poll, the parameters read so far and the last
+frames of each command. It sends nothing on the bus, and ``ress-bms replay`` reads the file.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-import re
 from typing import Any, Final
 
 from homeassistant.components.diagnostics import REDACTED, async_redact_data
+from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from .const import CONF_DEVICE, HISTORY_DIAGNOSTICS_RECORDS
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
+from .ress_bms.capture import frames_from_exchanges
 from .ress_bms.commands import Command
 from .ress_bms.errors import BmsError
-from .ress_bms.report import history_json
+from .ress_bms.report import build_report, history_json, redact_url
 from .ress_bms.status import PackStatus
 
 TO_REDACT: Final = {
@@ -32,17 +37,11 @@ TO_REDACT: Final = {
     "stack_id",
     "identifiers",
 }
-_URL: Final = re.compile(
-    r"^(?P<scheme>[a-z0-9+-]+)://(?P<host>[^/]+?)(?P<port>:\d+)?(?P<rest>/.*)?$"
-)
 
 
 def redact_connection(value: str) -> str:
     """Keep a URL's scheme and port, hide its host; hide a device path entirely."""
-    match = _URL.match(value)
-    if match is None:
-        return REDACTED
-    return f"{match['scheme']}://{REDACTED}{match['port'] or ''}"
+    return redact_url(value, REDACTED)
 
 
 def _status(status: PackStatus | None) -> dict[str, Any] | None:
@@ -134,10 +133,33 @@ def _entry(entry: RessConfigEntry) -> dict[str, Any]:
     }
 
 
+def _report(coordinator: StackCoordinator, packs: list[PackState]) -> dict[str, Any]:
+    """What ``ress-bms report`` would write, from what the coordinator holds (no bus traffic)."""
+    addresses = [pack.address for pack in packs]
+    parameters = {
+        address: values
+        for address in addresses
+        if (values := coordinator.control.parameters(address)) is not None
+    }
+    return build_report(
+        source="home assistant diagnostics",
+        stack=coordinator.stack,
+        sample=coordinator.last_sample,
+        parameters=parameters,
+        frames=frames_from_exchanges(coordinator.link.stats.last_frames),
+        link=coordinator.link,
+        poll_mode=coordinator.client.mode,
+        versions={"home_assistant": HA_VERSION},
+        addresses=addresses,
+        redact=True,
+    )
+
+
 async def _diagnostics(
     coordinator: StackCoordinator, entry: RessConfigEntry, packs: list[PackState]
 ) -> dict[str, Any]:
     data = coordinator.data
+    report = _report(coordinator, packs)  # before the history read adds its own frames
     return async_redact_data(
         {
             "entry": _entry(entry),
@@ -155,6 +177,7 @@ async def _diagnostics(
                 for pack in packs
                 if _reachable(coordinator, pack)
             },
+            "report": report,
         },
         TO_REDACT,
     )

@@ -20,11 +20,14 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
 from custom_components.syscom_ress.const import DOMAIN
-from custom_components.syscom_ress.diagnostics import redact_connection
+from custom_components.syscom_ress.diagnostics import _report, redact_connection
+from custom_components.syscom_ress.ress_bms.capture import parse_frames
+from custom_components.syscom_ress.ress_bms.replay import replay_frames, summary
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 
-# The TCP port of the simulator and round-trip times change from run to run.
-VOLATILE = props("url", "device", "last_rtt", "rtt_by_command")
+# The TCP port of the simulator and round-trip times change from run to run; the versions
+# differ between the two Home Assistant versions tested, and the report's creation time too.
+VOLATILE = props("url", "device", "last_rtt", "rtt_by_command", "versions", "created")
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +106,53 @@ async def test_history_failure_and_silent_pack(
     assert pack3["available"] is False
     assert pack3["missed_refreshes"] == 3
     assert pack3["last_error"] is None  # zero-filled by the master: offline, not an error
+
+
+async def test_report_in_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    sim: Simulator,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """The diagnostics carry ress-bms's report: redacted, and it replays to the same values."""
+    sim.raise_protection(2, "cell_over_voltage")
+    await loaded_entry.runtime_data.async_refresh()
+    result = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+    report = result["report"]
+    assert report["source"] == "home assistant diagnostics"
+    assert report["redacted"] is True
+    assert set(report["versions"]) >= {"ress_bms", "python", "serialx", "home_assistant"}
+    assert [p["address"] for p in report["scan"]["packs"]] == [1, 2, 3]
+    assert {p["bms_serial"] for p in report["scan"]["packs"]} == {REDACTED}
+    assert report["status"]["mode"] == "broadcast"
+    assert report["status"]["packs"][1]["bits"]["protection"]["cell_over_voltage"] is True
+    assert report["link"]["url"] == f"socket://{REDACTED}:{sim.port}"
+    text = json.dumps(result)
+    for address in (1, 2, 3):
+        assert sim.pack(address).bms_serial not in text
+    # Replayed offline, the frames give back what the coordinator decoded from them.
+    entries = replay_frames(parse_frames(json.dumps(result)).frames)
+    replayed = summary(entries)
+    serials = [v["bms_serial"] for v in replayed["identity"].values() if "bms_serial" in v]
+    assert serials == [REDACTED]  # the last C2H exchange (pack 3's), its serial hidden
+    for pack in report["status"]["packs"]:
+        assert replayed["packs"][str(pack["address"])] == pack
+
+
+async def test_report_sends_nothing(sim: Simulator, loaded_entry: MockConfigEntry) -> None:
+    """Building the report only reads what the coordinator holds: no frame goes on the bus."""
+    coordinator = loaded_entry.runtime_data
+    await coordinator.control.async_read_parameters(1)
+    requests = coordinator.link.stats.requests
+    before = sim.line.traffic.requests
+    report = _report(coordinator, list(coordinator.data.packs.values()))
+    assert coordinator.link.stats.requests == requests
+    assert sim.line.traffic.requests == before
+    assert report["parameters"][0]["address"] == 1
+    assert report["parameters"][0]["values"] == dict(coordinator.control.parameters(1) or {})
+    pack3 = _report(coordinator, [coordinator.data.packs[3]])
+    assert [p["address"] for p in pack3["status"]["packs"]] == [3]
+    assert pack3["parameters"] == []
 
 
 def test_redact_connection() -> None:
