@@ -214,7 +214,8 @@ def summary(entries: Iterable[Json]) -> Json:
             case "C1":
                 identity.setdefault(target, {})["version"] = decoded["version"]
             case "C2":
-                identity.setdefault(target, {}).update(decoded)
+                serials = {k: decoded[k] for k in ("bms_serial", "pack_serial")}
+                identity.setdefault(target, {}).update(serials)
             case _ if "group" in decoded:
                 parameters.setdefault(target, {}).update(decoded["values"])
     packs = {}

@@ -265,10 +265,10 @@ def build_report(
         "created": (created or datetime.now(UTC)).isoformat(timespec="seconds"),
         "redacted": redact,
         "versions": versions_json(versions),
+        "errors": {key: scrub(str(err)) for key, err in (errors or {}).items()},
         "link": link_data,
         "scan": scan,
         "status": status,
         "parameters": read,
         "frames": [f.json() for f in (redact_frames(frames) if redact else frames)],
-        "errors": {key: scrub(str(err)) for key, err in (errors or {}).items()},
     }
