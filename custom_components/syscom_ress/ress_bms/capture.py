@@ -7,7 +7,9 @@ Three kinds of file hold traffic, and :func:`load_frames` reads each of them:
 * a **report** (``ress-bms report``) or a Home Assistant **diagnostics** download: one JSON
   object whose ``frames`` (under ``report`` in a diagnostics file) list whole frames as
   ``{"time", "dir", "text"}``;
-* **plain text**: one frame (``~...``) per line, pasted from anywhere.
+* **plain text**: one frame (``~...``) per line, pasted from anywhere; text before the ``~`` is
+  ignored, except that a line starting with ``tx``, ``sent`` or ``>`` is a frame we sent, and
+  lines starting with ``#`` are comments.
 
 Which frame is a request and which a reply is decided by the content, not only by the direction:
 a passive capture hears both sides as ``rx``.
@@ -141,14 +143,22 @@ def parse_frames(text: str) -> LoadedFrames:
         chunks = [_chunk(line, number) for number, line in enumerate(lines, 1)]
         frames, noise = frames_from_chunks(chunks)
         return LoadedFrames("capture", frames, noise)
-    if any("~" in line for line in lines):
-        frames, noise = frames_from_chunks(
-            ("rx", line[line.index("~") :].encode("ascii", "replace") + b"\r", None)
-            for line in lines
-            if "~" in line
-        )
+    framed = [line for line in lines if "~" in line and not line.startswith("#")]
+    if framed:
+        frames, noise = frames_from_chunks(_text_chunk(line) for line in framed)
         return LoadedFrames("text", frames, noise)
     raise ValueError("no frames: not a capture, a report, a diagnostics file or frame text")
+
+
+_SENT_MARKS: Final = ("tx", "sent", "send", ">")
+
+
+def _text_chunk(line: str) -> tuple[Direction, bytes, float | None]:
+    """A pasted line: the frame from ``~``; ours (tx) when the text before says tx/sent/>."""
+    start = line.index("~")
+    said = line[:start].strip().lower()
+    direction: Direction = "tx" if said.startswith(_SENT_MARKS) else "rx"
+    return direction, line[start:].encode("ascii", "replace") + b"\r", None
 
 
 def _is_chunk(data: Mapping[str, Any]) -> bool:
