@@ -540,6 +540,7 @@ class DevHome:
         profile: str = "solar-day",
         speed: float = 60.0,
         seed: int = 1,
+        poll_mode: str = "auto",
         log: Log = _say,
     ) -> None:
         self.state_dir = state_dir.resolve()
@@ -551,6 +552,8 @@ class DevHome:
         self.profile = profile
         self.speed = speed
         self.seed = seed
+        self.poll_mode = poll_mode
+        """The config flow's advanced "poll mode" (auto, broadcast, relay, direct)."""
         self.log = log
         self.simulator: Child | None = None
         self.hass: Child | None = None
@@ -900,7 +903,7 @@ class DevHome:
             {
                 "device": self.sim_url,
                 "baudrate": "9600",
-                "advanced": {"poll_mode": "auto", "master_address": 1, "timeout": 1.0},
+                "advanced": {"poll_mode": self.poll_mode, "master_address": 1, "timeout": 1.0},
             },
         )
         if reconfigure:
