@@ -98,7 +98,8 @@ async def test_broadcast_reply_missing_a_pack_marks_only_that_pack() -> None:
     assert isinstance(sample.packs[3].error, DecodeError)
 
 
-async def test_auto_chooses_again_when_nothing_answers() -> None:
+async def test_a_silent_bus_keeps_the_mode_that_worked() -> None:
+    """Silence says nothing about modes: no re-choosing (three modes of timeouts) per refresh."""
     answering = True
 
     def flaky(frame: Frame) -> bytes | None:
@@ -113,10 +114,13 @@ async def test_auto_chooses_again_when_nothing_answers() -> None:
         assert (await client.poll()).packs[1].online
         assert client.mode is PollMode.RELAY  # one pack: COMMAND 01 at the master
         answering = False
+        before = len(p.requests)
         assert not (await client.poll()).packs[1].online
-        assert client.mode is None
-        assert not (await client.poll()).packs[1].online
-        assert client.mode is None
+        assert client.mode is PollMode.RELAY
+        # The master's 42H and a 90H to be sure it is silent, not a trial of every mode.
+        assert [f.cid2 for f in p.requests[before:]] == [Command.ANALOG, Command.PACK_COUNT]
+        answering = True
+        assert (await client.poll()).packs[1].online
 
 
 async def test_history_ends_at_no_data() -> None:
@@ -163,5 +167,5 @@ async def test_link_counts_lchksum_unsolicited_and_undecodable_replies() -> None
         assert link.stats.decode_errors == 1
         assert p.requests
         p_writer_data = reply(p.requests[0], b"\x01")
-        link._on_data(p_writer_data)
+        link._on_data(p_writer_data)  # nothing is owed: the refused request was answered
         assert link.stats.unsolicited_frames == 1

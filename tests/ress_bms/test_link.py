@@ -10,6 +10,7 @@ from ress_bms.commands import Command, encode_request
 from ress_bms.device import decode_pack_count, decode_version
 from ress_bms.errors import (
     BmsTimeoutError,
+    BusContentionError,
     CommandRefusedError,
     LinkError,
     LinkUnavailableError,
@@ -170,14 +171,37 @@ async def test_reply_from_another_address_is_accepted_and_counted() -> None:
         assert link.stats.address_mismatches == 1
 
 
-async def test_echo_and_foreign_requests_are_ignored() -> None:
-    async def echo_and_foreign(frame: Frame, writer: asyncio.StreamWriter) -> None:
-        other_master = encode_request(Command.ANALOG, 2, b"\x02")
-        writer.write(frame.encode() + other_master + reply(frame, b"\x05"))
+async def test_own_echo_is_ignored_and_another_masters_request_means_asking_again() -> None:
+    """Which reply answers whom is unknown once another master asked: none is taken."""
+    calls = 0
 
-    async with FakePeer(echo_and_foreign) as peer, Link(peer.url, timeout=0.3) as link:
+    async def echo_and_foreign_once(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        other_master = encode_request(Command.ANALOG, 2, b"\x02")
+        if calls == 1:  # the other master's answer could come first
+            writer.write(frame.encode() + other_master + reply(frame, b"\x07"))
+        else:
+            writer.write(frame.encode() + reply(frame, b"\x05"))
+
+    async with FakePeer(echo_and_foreign_once) as peer, Link(peer.url, timeout=0.3) as link:
         assert await link.exchange(PACK_COUNT, count) == 5
         assert link.stats.foreign_requests == 1
+        assert link.stats.contended == 1
+        assert link.stats.drains == 1  # the line went quiet before asking again
+        assert len(peer.requests) == 2
+
+
+async def test_a_bus_shared_with_another_master_gives_an_error_not_its_values() -> None:
+    async def always_foreign(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        other_master = encode_request(Command.ANALOG, 1, b"\xff")
+        writer.write(other_master + reply(frame, b"\x07"))
+
+    async with FakePeer(always_foreign) as peer, Link(peer.url, timeout=0.3) as link:
+        with pytest.raises(BusContentionError):
+            await link.exchange(PACK_COUNT, count)
+        assert link.stats.contended == 2
+        assert link.stats.replies == 0
 
 
 async def test_reconnects_after_the_gateway_drops_the_connection() -> None:

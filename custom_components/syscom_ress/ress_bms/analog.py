@@ -12,7 +12,7 @@ solved from LENID, one length for every block of an FF reply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -150,15 +150,18 @@ def _decode_block(reader: Reader, address: int, extension: int) -> PackAnalog:
     )  # fmt: skip
 
 
-def decode_analog(info: bytes, command: int) -> AnalogReply:
-    """Decode a 42H reply to ``command`` (FF for every pack, else one pack number)."""
+def decode_analog(info: bytes, command: int, echoes: Collection[int] = ()) -> AnalogReply:
+    """Decode a 42H reply to ``command`` (FF for every pack, else one pack number).
+
+    A one-pack reply echoes the COMMAND; another echo is refused (another exchange's reply)
+    unless listed in ``echoes`` (firmware that echoes 01 for every pack).
+    """
     if len(info) < 2:
         raise DecodeError("analog reply shorter than its header")
     count = info[1] if command == 0xFF else 1
     if count == 0:
         raise DecodeError("analog reply lists no pack")
-    if command != 0xFF and info[1] not in (command, 0x01):
-        # A one-pack reply echoes the COMMAND; anything else is another exchange's reply.
+    if command != 0xFF and info[1] != command and info[1] not in echoes:
         raise DecodeError(f"analog reply for pack {info[1]}, asked for {command}")
     extension = _solve_extension(info, count)
     reader = Reader(info, 2)

@@ -4,6 +4,11 @@ Addressing ([PACE-2018] §4-5, [PACE-V3.1] §4-5): only the pack at DIP address 
 master, answers 42H/44H for the other packs (COMMAND FF = all, n = pack n). Every other command
 acts on the pack the wire is connected to, or on the addressed pack of a multi-drop bus where the
 firmware lets slaves answer their own address.
+
+A 42H/44H block is taken for a pack only when it agrees with what the stack has shown of that
+pack (:mod:`.attribution`); the link drops late replies and replies to other masters
+(:mod:`.link`). In ``auto`` the poll mode is chosen by trying the modes from the fewest bytes
+on the wire, and a mode that fell back is tried again every :data:`MODE_RETRY_INTERVAL`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from typing import Final
 
 from . import analog, control, device, history, params, status
+from .attribution import Attribution, shape_of
 from .commands import COMMAND_ALL_PACKS, Command, encode_request
 from .errors import (
     BmsError,
@@ -37,6 +43,9 @@ DEFAULT_MASTER_ADDRESS: Final = 1
 MAX_PACKS: Final = 16
 PROBE_TIMEOUT: Final = 0.5
 """Waiting for a pack that may not exist: the spec's 500 ms reply time, no retry."""
+MODE_RETRY_INTERVAL: Final = 600.0
+"""In ``auto``, seconds between tries of the modes not in use, while the one in use is not the
+first choice or misses packs: one trial poll per mode each time, so the cost is bounded."""
 
 
 class PollMode(StrEnum):
@@ -110,6 +119,15 @@ class StackSample:
         return [p for p in self.packs.values() if p.online]
 
 
+def _reached(samples: Mapping[int, PackSample]) -> int:
+    return sum(s.online for s in samples.values())
+
+
+def _silent(samples: Mapping[int, PackSample]) -> bool:
+    """Nothing answered at all: every pack timed out or the transport failed."""
+    return all(isinstance(s.error, LinkError) for s in samples.values())
+
+
 @dataclass(frozen=True, slots=True)
 class ParameterSet:
     """Parameters read from one pack: values by key and the raw payload of each group."""
@@ -174,7 +192,14 @@ class StackClient:
         self.master_address = master_address
         self.requested_mode = poll_mode
         self.mode: PollMode | None = None if poll_mode is PollMode.AUTO else poll_mode
+        self.mode_reason: str = "chosen by the owner" if self.mode else "not chosen yet"
+        """Why :attr:`mode` is the mode in use (diagnostics)."""
         self.stack: StackInfo | None = None
+        self.attribution = Attribution()
+        """What replies must agree with to be taken for a pack."""
+        self._mode_tried_at = 0.0
+        self._missed_last = False
+        self._last_silent = False
 
     # -- low level -----------------------------------------------------------------------------
 
@@ -194,7 +219,13 @@ class StackClient:
         retries: int | None = None,
     ) -> T:
         request = encode_request(command, address, info)
-        return await self.link.exchange(request, decode, timeout=timeout, retries=retries)
+        return await self.link.exchange(
+            request,
+            decode,
+            timeout=timeout,
+            retries=retries,
+            expect_adr=self.attribution.reply_addresses.get(address),
+        )
 
     # -- discovery -----------------------------------------------------------------------------
 
@@ -206,10 +237,10 @@ class StackClient:
         nothing answers.
         """
         try:
-            return await self._ask(
+            count, adr = await self._ask(
                 Command.PACK_COUNT,
                 self.master_address,
-                lambda f: device.decode_pack_count(f.info),
+                _count_and_adr,
             )
         except ResponseError as err:
             if err.code == 0x01:  # VER error: the device speaks another version
@@ -219,6 +250,8 @@ class StackClient:
             if await self._answers_ver20():
                 raise UnsupportedProtocolError(_VER20_MESSAGE) from None
             raise
+        self.attribution.reply_addresses.setdefault(self.master_address, adr)
+        return count
 
     async def _answers_ver20(self) -> bool:
         probe = encode_request(
@@ -240,7 +273,9 @@ class StackClient:
         """Find the packs: the master's count, then version and serials where reachable.
 
         With ``scan`` every address 0-15 is probed on its own (a multi-drop bus without master).
+        What replies must agree with is learned again from scratch.
         """
+        self.attribution.forget()
         if scan:
             addresses = await self._scan()
             if not addresses:
@@ -253,36 +288,57 @@ class StackClient:
                 raise DecodeError(f"master reports {count} packs")
             addresses = list(range(self.master_address, self.master_address + count))
         packs = [await self._identify(a, probe=a != self.master_address) for a in addresses]
+        if not scan and len(addresses) > 1:
+            await self._learn_echo(addresses[-1])
         self.stack = StackInfo(self.master_address, tuple(packs))
         return self.stack
+
+    async def _learn_echo(self, address: int) -> None:
+        """Ask the master for one slave: firmware that echoes 01 for it is remembered."""
+        try:
+            echo = await self._ask(
+                Command.ANALOG, self.master_address,
+                lambda f: analog.decode_analog(f.info, address, {1}) and f.info[1],
+                bytes([address]), timeout=self._probe_timeout, retries=0,
+            )  # fmt: skip
+        except BmsError as err:
+            _LOGGER.debug("No relayed 42H for pack %s at discovery: %s", address, err)
+            return
+        self.attribution.echo_one = echo == 1
+        if self.attribution.echo_one:
+            _LOGGER.info("%s: the master echoes pack 01 for every pack", self.link.url)
 
     async def _scan(self) -> list[int]:
         found = []
         for address in range(MAX_PACKS):
             try:
-                frame = await self._ask(
-                    Command.PACK_COUNT, address, _frame, timeout=self._probe_timeout, retries=0
-                )
+                _, adr = await self._ask(
+                    Command.PACK_COUNT, address, _count_and_adr,
+                    timeout=self._probe_timeout, retries=0,
+                )  # fmt: skip
             except BmsError:
                 continue
-            if frame.adr == address:
+            if adr == address:
                 found.append(address)
+                self.attribution.reply_addresses[address] = address
         return found
 
     async def _identify(self, address: int, *, probe: bool) -> PackInfo:
         """Version and serials of one pack; a slave that does not answer for itself is kept."""
         timeout, retries = (self._probe_timeout, 0) if probe else (None, None)
         try:
-            reply = await self._ask(Command.VERSION, address, _frame, timeout=timeout,
-                                    retries=retries)  # fmt: skip
+            version, adr = await self._ask(
+                Command.VERSION, address, lambda f: (device.decode_version(f.info), f.adr),
+                timeout=timeout, retries=retries,
+            )  # fmt: skip
         except BmsError as err:
             if not probe:
                 raise
             _LOGGER.debug("Pack %s does not answer at its own address: %s", address, err)
             return PackInfo(address)
-        if probe and reply.adr != address:
+        if probe and adr != address:
             return PackInfo(address)  # somebody else (the master) answered
-        version = device.decode_version(reply.info)
+        self.attribution.reply_addresses.setdefault(address, adr)
         serials = await self._ask(
             Command.SERIAL, address, lambda f: device.decode_serials(f.info),
             timeout=timeout, retries=retries,
@@ -302,41 +358,94 @@ class StackClient:
         if self.mode is None:
             mode, samples = await self._choose_mode()
         else:
-            mode = self.mode
-            samples = await self._poll(mode)
-            if self.requested_mode is PollMode.AUTO and not any(s.online for s in samples.values()):
-                self.mode = None  # nothing answered: choose again next time
+            mode, samples = await self._poll_in_mode()
+        self._last_silent = _silent(samples)
         return StackSample(samples, mode, started, time.monotonic() - started)
 
-    async def _choose_mode(self) -> tuple[PollMode, dict[int, PackSample]]:
+    def _candidates(self) -> list[PollMode]:
+        """AUTO's modes, from the fewest bytes on the wire."""
+        return [PollMode.RELAY] if len(self._addresses()) == 1 else list(PollMode)[1:]
+
+    async def _poll_in_mode(self) -> tuple[PollMode, dict[int, PackSample]]:
+        """Poll in the mode in use; in AUTO, now and then try the others first."""
+        assert self.mode is not None
+        candidates = self._candidates()
+        if (
+            self.requested_mode is PollMode.AUTO
+            and len(candidates) > 1
+            and time.monotonic() - self._mode_tried_at >= MODE_RETRY_INTERVAL
+            and (self.mode is not candidates[0] or self._missed_last)
+        ):
+            return await self._choose_mode(current=self.mode)
+        samples = await self._poll(self.mode)
+        self._missed_last = _reached(samples) < len(samples)
+        return self.mode, samples
+
+    async def _choose_mode(
+        self, current: PollMode | None = None
+    ) -> tuple[PollMode, dict[int, PackSample]]:
         """AUTO: try the modes from the fewest bytes on the wire; keep the first that works.
 
         When no mode reaches every pack, the one that reaches most wins (the fewest bytes on a
-        tie): a pack that is off does not push the stack into a slower mode.
+        tie): a pack that is off does not push the stack into a slower mode. A bus where
+        nothing answers at all (not even the master to 90H) decides nothing: the mode stays as
+        it was. ``current`` is the mode in use when this is a later re-try.
         """
-        candidates = [PollMode.RELAY] if len(self._addresses()) == 1 else list(PollMode)[1:]
+        self._mode_tried_at = time.monotonic()
         best: tuple[int, PollMode, dict[int, PackSample]] | None = None
-        for mode in candidates:
+        for mode in self._candidates():
             samples = await self._poll(mode)
-            online = sum(s.online for s in samples.values())
+            online = _reached(samples)
             if best is None or online > best[0]:
                 best = (online, mode, samples)
             if online == len(samples):
                 break
+            if online == 0 and _silent(samples) and not await self._master_answers():
+                break  # a silent bus: the other modes would say nothing either
         assert best is not None
         online, mode, samples = best
+        self._missed_last = online < len(samples)
         if online:
+            if mode is not current:
+                _LOGGER.debug("Poll mode %s reaches %s of %s packs", mode, online, len(samples))
             self.mode = mode
-            _LOGGER.debug("Poll mode %s reaches %s of %s packs", mode, online, len(samples))
+            self.mode_reason = f"{mode} reached {online} of {len(samples)} packs, " + (
+                "the first mode tried" if mode is self._candidates()[0] else "the most"
+            )
+        elif current is not None:
+            return current, samples
         return mode, samples
+
+    async def _master_answers(self) -> bool:
+        try:
+            await self._ask(Command.PACK_COUNT, self.master_address,
+                            lambda f: device.decode_pack_count(f.info),
+                            timeout=self._probe_timeout, retries=0)  # fmt: skip
+        except BmsError:
+            return False
+        return True
 
     async def _poll(self, mode: PollMode) -> dict[int, PackSample]:
         addresses = self._addresses()
         if mode is PollMode.BROADCAST:
             return await self._poll_broadcast(addresses)
-        samples = {}
+        samples: dict[int, PackSample] = {}
+        # After a silent poll, a pack that may not be there gets the probe timeout, no retry.
+        probing = self._last_silent
         for address in addresses:
-            samples[address] = await self._poll_one(address, mode)
+            sample = samples[address] = await self._poll_one(address, mode, probing=probing)
+            if sample.online:
+                probing = False
+            elif _link_down(sample.error) or (
+                mode is PollMode.RELAY
+                and address == self.master_address
+                and isinstance(sample.error, BmsTimeoutError)
+                and not await self._master_answers()
+            ):
+                # The transport is gone, or the master relaying every pack is silent.
+                for rest in addresses[len(samples) :]:
+                    samples[rest] = PackSample(rest, error=sample.error)
+                break
         return samples
 
     async def _poll_broadcast(self, addresses: list[int]) -> dict[int, PackSample]:
@@ -355,10 +464,8 @@ class StackClient:
         samples = {}
         for index, address in enumerate(addresses):
             if index < len(analogs.packs) and index < len(statuses.packs):
-                samples[address] = PackSample(
-                    address,
-                    _renumber(analogs.packs[index], address),
-                    _renumber(statuses.packs[index], address),
+                samples[address] = self._attribute(
+                    address, analogs.packs[index], statuses.packs[index]
                 )
             else:
                 samples[address] = PackSample(
@@ -366,21 +473,61 @@ class StackClient:
                 )
         return samples
 
-    async def _poll_one(self, address: int, mode: PollMode) -> PackSample:
+    def _attribute(
+        self, address: int, values: analog.PackAnalog, alarms: status.PackStatus
+    ) -> PackSample:
+        """The sample of a pack from its two blocks, if they have the pack's shape."""
+        values, alarms = _renumber(values, address), _renumber(alarms, address)
+        if not values.online:
+            return PackSample(address, values, alarms)  # a zero-filled block: nothing to check
+        try:
+            self.attribution.check(address, values)
+            self.attribution.check(address, alarms)
+            if shape_of(values) != shape_of(alarms):
+                raise DecodeError(f"pack {address}'s 42H and 44H blocks disagree")
+        except DecodeError as err:
+            self.attribution.misfit(address)
+            return PackSample(address, error=err)
+        self.attribution.learn(address, values)
+        return PackSample(address, values, alarms)
+
+    def _analog_of(self, address: int) -> Callable[[Frame], analog.PackAnalog]:
+        """Decode a one-pack 42H reply for ``address``; refuse what cannot be that pack's."""
+        echoes = self.attribution.echoes(address)
+
+        def decode(frame: Frame) -> analog.PackAnalog:
+            block = analog.decode_analog(frame.info, address, echoes).packs[0]
+            if block.online:
+                self.attribution.check(address, block)
+            return block
+
+        return decode
+
+    def _status_of(self, address: int) -> Callable[[Frame], status.PackStatus]:
+        """Decode a one-pack 44H reply for ``address``; refuse what cannot be that pack's."""
+        echoes = self.attribution.echoes(address)
+
+        def decode(frame: Frame) -> status.PackStatus:
+            block = status.decode_status(frame.info, address, echoes).packs[0]
+            self.attribution.check(address, block)
+            return block
+
+        return decode
+
+    async def _poll_one(self, address: int, mode: PollMode, *, probing: bool) -> PackSample:
         target = address if mode is PollMode.DIRECT else self.master_address
         info = bytes([address])
+        timeout, retries = (self._probe_timeout, 0) if probing else (None, None)
         try:
-            values = await self._ask(
-                Command.ANALOG, target, lambda f: analog.decode_analog(f.info, address), info
-            )
-            alarms = await self._ask(
-                Command.STATUS, target, lambda f: status.decode_status(f.info, address), info
-            )
+            values = await self._ask(Command.ANALOG, target, self._analog_of(address), info,
+                                     timeout=timeout, retries=retries)  # fmt: skip
+            if not values.online:
+                return PackSample(address, _renumber(values, address))  # the master's zero block
+            alarms = await self._ask(Command.STATUS, target, self._status_of(address), info,
+                                     timeout=timeout, retries=retries)  # fmt: skip
         except BmsError as err:
             return PackSample(address, error=err)
-        return PackSample(
-            address, _renumber(values.packs[0], address), _renumber(alarms.packs[0], address)
-        )
+        return self._attribute(address, values, alarms)
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -542,6 +689,15 @@ def _decode_history(frame: Frame, index: int) -> history.HistoryRecord | None:
 
 def _frame(frame: Frame) -> Frame:
     return frame
+
+
+def _count_and_adr(frame: Frame) -> tuple[int, int]:
+    return device.decode_pack_count(frame.info), frame.adr
+
+
+def _link_down(error: BmsError | None) -> bool:
+    """The transport failed (not a silent pack): every later exchange of the poll would too."""
+    return isinstance(error, LinkError) and not isinstance(error, BmsTimeoutError)
 
 
 def _info_of_size(size: int) -> Callable[[Frame], bytes]:

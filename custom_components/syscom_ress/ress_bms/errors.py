@@ -70,6 +70,10 @@ class ValidationError(BmsError, ValueError):
     """A parameter value or set of values that must not be sent to the BMS."""
 
 
+class BusContentionError(BmsError):
+    """Another master's request crossed ours on the bus: no reply can be told to be ours."""
+
+
 class LinkError(BmsError):
     """The transport failed: cannot open, connection lost, or no answer."""
 

@@ -11,11 +11,26 @@ serial proxy URLs Home Assistant registers. Defaults, from docs/protocol.md:
 * 10 ms gap between a reply and the next request: ten character times at 9600 baud, far above
   an RS485 driver's turnaround. The 50-200 ms throttles of other tools are not a protocol
   requirement (nkinnan: "50 ms is fine for v25") and would cost a 16-pack poll seconds.
+
+A reply is delivered only when it can be nobody else's (docs/protocol.md, "Which reply belongs
+to which request"):
+
+* its ADR is the one the caller expects (``expect_adr``), when the caller knows it;
+* the caller's ``decode`` accepts it (the client checks the echoed pack number and the pack's
+  own cell and sensor counts there);
+* no request that timed out in the last :data:`LATE_WINDOW` seconds would accept it too: such a
+  reply is that request's late answer (the BMS answers in order), dropped and counted;
+* no other master's request crossed ours on the bus: the exchange is then tried again.
+
+After a timeout, or another master's request, the line must be quiet for :data:`DEFAULT_DRAIN`
+seconds (at most :data:`DRAIN_MAX` in all) before the next request, so most late replies arrive
+while nothing is asked and are dropped there.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import logging
@@ -25,7 +40,9 @@ from typing import Final, Literal, Protocol
 from serialx import create_serial_connection
 
 from .errors import (
+    BmsError,
     BmsTimeoutError,
+    BusContentionError,
     ChecksumError,
     DecodeError,
     FrameError,
@@ -42,6 +59,12 @@ BAUDRATES: Final = (9600, 19200)
 DEFAULT_TIMEOUT: Final = 1.0
 DEFAULT_RETRIES: Final = 1
 DEFAULT_FRAME_GAP: Final = 0.010
+DEFAULT_DRAIN: Final = 0.5
+"""Quiet line needed after a timeout before the next request: the spec's 500 ms reply time."""
+DRAIN_MAX: Final = 3.0
+"""A drain never waits longer than this, even on a line that keeps talking."""
+LATE_WINDOW: Final = 5.0
+"""How long a request that timed out may still be answered (late replies seen up to 4.4 s)."""
 CONNECT_TIMEOUT: Final = 10.0
 BACKOFF_FIRST: Final = 1.0
 BACKOFF_MAX: Final = 60.0
@@ -79,7 +102,13 @@ class LinkStats:
     foreign_requests: int = 0
     """Request frames from another master on the bus (an inverter or PC tool polling too)."""
     address_mismatches: int = 0
-    """Replies whose ADR differs from the request's (accepted: the BMS answers with its own)."""
+    """Replies whose ADR differs from the request's (accepted only when no ADR is expected)."""
+    late_replies: int = 0
+    """Replies to a request that had timed out, dropped instead of delivered to a later one."""
+    contended: int = 0
+    """Exchanges tried again because another master's request crossed ours on the bus."""
+    drains: int = 0
+    """Waits for a quiet line after a timeout or another master's request."""
     noise_bytes: int = 0
     connects: int = 0
     disconnects: int = 0
@@ -124,6 +153,9 @@ class Link:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         frame_gap: float = DEFAULT_FRAME_GAP,
+        drain: float = DEFAULT_DRAIN,
+        late_window: float = LATE_WINDOW,
+        backoff_max: float = BACKOFF_MAX,
         recorder: Recorder | None = None,
     ) -> None:
         self.url = url
@@ -131,17 +163,27 @@ class Link:
         self.timeout = timeout
         self.retries = retries
         self.frame_gap = frame_gap
+        self.drain = drain
+        self.drain_max = DRAIN_MAX
+        self.late_window = late_window
+        self.backoff_max = backoff_max
+        """Longest wait between reconnection attempts (the coordinator: its refresh interval)."""
         self.recorder = recorder
         self.stats = LinkStats()
         self._transport: asyncio.BaseTransport | None = None
         self._extractor = FrameExtractor()
-        self._queue: asyncio.Queue[tuple[bytes, Frame] | FrameError] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[bytes, Frame] | FrameError | BusContentionError] = (
+            asyncio.Queue()
+        )
         self._in_flight: bytes | None = None
         self._lock = asyncio.Lock()
         self._last_rx = 0.0
         self._quiet_since = 0.0
         self._backoff = 0.0
         self._next_attempt = 0.0
+        self._owed: deque[_Owed] = deque()
+        """Requests that timed out and may still be answered, oldest first."""
+        self._drain_pending = False
 
     @property
     def connected(self) -> bool:
@@ -166,18 +208,20 @@ class Link:
                     baudrate=self.baudrate,
                 )
         except (OSError, TimeoutError, ValueError) as err:
-            self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
-            self._next_attempt = time.monotonic() + self._backoff
+            self._back_off()
             raise LinkError(f"cannot open {self.url}: {err or type(err).__name__}") from err
         except Exception as err:  # serialx raises its own SerialException family too
-            self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
-            self._next_attempt = time.monotonic() + self._backoff
+            self._back_off()
             raise LinkError(f"cannot open {self.url}: {err}") from err
         self._transport = transport
         self._backoff = 0.0
         self._quiet_since = time.monotonic()
         self.stats.connects += 1
         _LOGGER.debug("Opened %s at %s baud", self.url, self.baudrate)
+
+    def _back_off(self) -> None:
+        self._backoff = min(self.backoff_max, max(BACKOFF_FIRST, self._backoff * 2))
+        self._next_attempt = time.monotonic() + self._backoff
 
     async def close(self) -> None:
         """Close the transport."""
@@ -221,10 +265,18 @@ class Link:
             if self.stats.lchksum_errors == 1:
                 _LOGGER.warning("%s: a reply with a wrong LCHKSUM was accepted", self.url)
         if frame.cid2 not in _RESPONSE_CODES:
+            # Another master asks: its answer will follow, and must not be taken for ours.
             self.stats.foreign_requests += 1
+            self._drain_pending = True
+            if self._in_flight is not None:
+                self._queue.put_nowait(BusContentionError("another master's request crossed ours"))
             return
         if self._in_flight is None:
-            self.stats.unsolicited_frames += 1
+            if self._expire_owed():
+                self._owed.popleft()
+                self.stats.late_replies += 1
+            else:
+                self.stats.unsolicited_frames += 1
             return
         self._queue.put_nowait((raw, frame))
 
@@ -238,8 +290,51 @@ class Link:
     def _discard_stale(self) -> None:
         self._extractor.clear()
         while not self._queue.empty():
-            if not isinstance(self._queue.get_nowait(), FrameError):
+            if isinstance(self._queue.get_nowait(), tuple):
                 self.stats.stale_frames += 1
+
+    def _expire_owed(self) -> bool:
+        """Forget requests too old to be answered; True when some may still be."""
+        now = time.monotonic()
+        while self._owed and self._owed[0].expires <= now:
+            self._owed.popleft()
+        return bool(self._owed)
+
+    def _owed_answer(self, request: bytes, frame: Frame) -> bool:
+        """Whether ``frame`` may be the late answer of another request that timed out.
+
+        If so it is taken as that answer (the BMS answers in order), and that request is no
+        longer owed. A request equal to ours is not asked: its answer carries the same values.
+        """
+        if not self._expire_owed():
+            return False
+        for owed in self._owed:
+            if owed.request == request or frame.adr != owed.adr:
+                continue
+            try:
+                owed.decode(frame)
+            except BmsError:
+                continue
+            self._owed.remove(owed)
+            self.stats.late_replies += 1
+            return True
+        return False
+
+    async def _wait_for_quiet(self) -> None:
+        """Wait until the line has been quiet for the frame gap, or the drain after trouble."""
+        if not self._drain_pending:
+            gap = self._quiet_since + self.frame_gap - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)
+            return
+        self.stats.drains += 1
+        deadline = time.monotonic() + self.drain_max
+        while (now := time.monotonic()) < deadline:
+            quiet = self._quiet_since + max(self.drain, self.frame_gap) - now
+            if quiet <= 0:
+                break
+            await asyncio.sleep(min(quiet, deadline - now))
+        self._drain_pending = False
 
     async def exchange[T](
         self,
@@ -248,13 +343,15 @@ class Link:
         *,
         timeout: float | None = None,
         retries: int | None = None,
+        expect_adr: int | None = None,
     ) -> T:
         """Send ``request`` and return ``decode(reply)``.
 
-        A valid frame that ``decode`` rejects with :class:`DecodeError` is taken as another
-        exchange's late reply and skipped. Corrupt replies and silence are retried; a non-zero
-        RTN is raised as :class:`ResponseError` (RTN 02/03, the BMS saw our frame corrupted, is
-        retried).
+        A valid frame that ``decode`` rejects with :class:`DecodeError`, that comes from
+        another ADR than ``expect_adr`` (when given), or that a request which timed out would
+        accept too, is another exchange's reply and skipped. Corrupt replies, silence and
+        another master's request on the bus are retried; a non-zero RTN is raised as
+        :class:`ResponseError` (RTN 02/03, the BMS saw our frame corrupted, is retried).
         """
         retries = self.retries if retries is None else retries
         command = int(request[7:9], 16)
@@ -264,22 +361,27 @@ class Link:
                 if attempt:
                     self.stats.retries += 1
                 try:
-                    return await self._attempt(request, command, decode, timeout or self.timeout)
+                    return await self._attempt(
+                        request, command, decode, timeout or self.timeout, expect_adr
+                    )
                 except ResponseError as err:
                     if err.code not in _RETRY_RTN or attempt == retries:
                         raise
-                except BmsTimeoutError, FrameError, DecodeError:
+                except BmsTimeoutError, FrameError, DecodeError, BusContentionError:
                     if attempt == retries:
                         raise
             raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt[T](
-        self, request: bytes, command: int, decode: Callable[[Frame], T], timeout: float
+        self,
+        request: bytes,
+        command: int,
+        decode: Callable[[Frame], T],
+        timeout: float,
+        expect_adr: int | None,
     ) -> T:
         await self.open()
-        gap = self._quiet_since + self.frame_gap - time.monotonic()
-        if gap > 0:
-            await asyncio.sleep(gap)
+        await self._wait_for_quiet()
         self._discard_stale()
         transport = self._transport
         if transport is None:
@@ -291,7 +393,15 @@ class Link:
             if self.recorder:
                 self.recorder("tx", request)
             transport.write(request)  # type: ignore[attr-defined]
-            return await self._receive(request, command, decode, timeout, sent)
+            return await self._receive(request, command, decode, timeout, sent, expect_adr)
+        except (BmsTimeoutError, DecodeError) as err:
+            # Nothing acceptable in time: the line drains before the next request. With no
+            # answer at all, the answer may still come: owed. (A refused one came.)
+            if isinstance(err, BmsTimeoutError):
+                adr = int(request[3:5], 16) if expect_adr is None else expect_adr
+                self._owed.append(_Owed(request, adr, decode, sent + self.late_window))
+            self._drain_pending = True
+            raise
         finally:
             self._in_flight = None
             self._quiet_since = time.monotonic()
@@ -303,6 +413,7 @@ class Link:
         decode: Callable[[Frame], T],
         timeout: float,
         sent: float,
+        expect_adr: int | None,
     ) -> T:
         rejected: DecodeError | None = None
         while True:
@@ -320,6 +431,9 @@ class Link:
                 raise BmsTimeoutError(
                     f"no reply to {command:02X}H from {self.url} within {timeout:g} s"
                 ) from None
+            if isinstance(item, BusContentionError):
+                self.stats.contended += 1
+                raise item
             if isinstance(item, FrameError):
                 if self._transport is None:
                     raise LinkError(f"{self.url}: connection lost") from item
@@ -327,6 +441,9 @@ class Link:
             raw, frame = item
             if frame.adr != int(request[3:5], 16):
                 self.stats.address_mismatches += 1
+            if expect_adr is not None and frame.adr != expect_adr:
+                self.stats.stale_frames += 1
+                continue  # another BMS on the bus, or another master's exchange
             try:
                 frame.raise_for_rtn(command)
                 result = decode(frame)
@@ -337,9 +454,22 @@ class Link:
                 self.stats.stale_frames += 1
                 rejected = err
                 continue
+            if self._owed_answer(request, frame):
+                continue
             rtt = time.monotonic() - sent
             self.stats.replies += 1
             self.stats.last_rtt = rtt
             self.stats.rtt_by_command[command] = rtt
             self.stats.last_frames[command] = (request, raw)
             return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    """A request that timed out, and how to recognise its late answer."""
+
+    request: bytes
+    adr: int
+    """The ADR its answer carries."""
+    decode: Callable[[Frame], object]
+    expires: float

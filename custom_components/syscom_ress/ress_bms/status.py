@@ -12,7 +12,7 @@ Every named bit lives in :data:`STATUS_BITS`; code walks that table, nothing els
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -235,14 +235,17 @@ def _solve_extras(data: bytes, count: int) -> int:
     return extras
 
 
-def decode_status(info: bytes, command: int) -> StatusReply:
-    """Decode a 44H reply to ``command`` (FF for every pack, else one pack number)."""
+def decode_status(info: bytes, command: int, echoes: Collection[int] = ()) -> StatusReply:
+    """Decode a 44H reply to ``command`` (FF for every pack, else one pack number).
+
+    The echoed pack number is checked as in :func:`~.analog.decode_analog`.
+    """
     if len(info) < 2:
         raise DecodeError("status reply shorter than its header")
     count = info[1] if command == 0xFF else 1
     if count == 0:
         raise DecodeError("status reply lists no pack")
-    if command != 0xFF and info[1] not in (command, 0x01):
+    if command != 0xFF and info[1] != command and info[1] not in echoes:
         raise DecodeError(f"status reply for pack {info[1]}, asked for {command}")
     extras = _solve_extras(info, count)
     layout = BASE_BYTES + EXTRA_BYTES[:extras]

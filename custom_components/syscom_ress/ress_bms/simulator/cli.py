@@ -106,6 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lchksum-bug", action="store_true", help="send a wrong LCHKSUM nibble in every reply"
     )
     stack.add_argument(
+        "--echo-one", action="store_true", help="echo pack 01 in every one-pack 42H/44H reply"
+    )
+    stack.add_argument(
         "--profile",
         choices=sorted(LOAD_PROFILES),
         default="idle",
@@ -161,6 +164,7 @@ def build(args: argparse.Namespace) -> Simulator:
         "status_extras": args.status_extras,
         "history_end": args.history_end,
         "lchksum_bug": args.lchksum_bug or None,
+        "echo_one": args.echo_one or None,
     }
     firmware = firmware.with_changes(**{k: v for k, v in overrides.items() if v is not None})
     fault_settings = FaultSettings(late_delay=args.late_delay)

@@ -30,6 +30,9 @@ class FirmwareProfile:
     """C1H software/hardware version, ``{cells}`` replaced by the cell count."""
     lchksum_bug: bool = False
     """Send a wrong LCHKSUM nibble (the "forgot the +1" bug) on every reply; CHKSUM stays right."""
+    echo_one: bool = False
+    """One-pack 42H/44H replies echo pack 01 whatever pack was asked for ("01 or FF both work"
+    for a pack that answers for itself, [PACE-2018] §4.2): the client must learn it, not assume."""
 
     def with_changes(self, **changes: object) -> FirmwareProfile:
         """A copy with some fields changed (command-line overrides)."""

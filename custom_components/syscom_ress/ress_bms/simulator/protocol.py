@@ -134,7 +134,7 @@ def _analog(stack: Stack, pack: Pack, info: bytes) -> Answer:
         else p.offline_analog()
         for p in packs
     ]
-    return RTN_OK, encode_analog(blocks, command)
+    return RTN_OK, encode_analog(blocks, _echo(stack, command))
 
 
 def _status(stack: Stack, pack: Pack, info: bytes) -> Answer:
@@ -143,7 +143,12 @@ def _status(stack: Stack, pack: Pack, info: bytes) -> Answer:
         return None if targets is None else (targets, b"")
     command, packs = targets
     blocks = [p.status() if p.answers else p.offline_status() for p in packs]
-    return RTN_OK, encode_status(blocks, command)
+    return RTN_OK, encode_status(blocks, _echo(stack, command))
+
+
+def _echo(stack: Stack, command: int) -> int:
+    """The COMMAND a reply echoes: 01 for any one pack on ``echo_one`` firmware."""
+    return 1 if stack.firmware.echo_one and command != COMMAND_ALL else command
 
 
 def _pack_count(stack: Stack, pack: Pack, _info: bytes) -> Answer:
