@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ress_bms.analog import decode_analog, encode_analog
 from ress_bms.capture import (
     REDACTED,
     CapturedFrame,
@@ -301,3 +302,17 @@ def test_parse_frames_of_a_report_keeps_the_document() -> None:
     loaded = parse_frames(json.dumps({"frames": [], "scan": None}))
     assert loaded.format == "report"
     assert loaded.document == {"frames": [], "scan": None}
+
+
+def test_a_one_pack_reply_is_the_pack_asked_for() -> None:
+    """Firmware that echoes 01 in every one-pack reply: the block is still pack 2's (relay)."""
+    block = decode_analog(bytes.fromhex(JAKIPER_42[13:-4]), 1).packs[0]
+    info = encode_analog([block], 1)  # echoes 01
+    frames = [
+        CapturedFrame("tx", _request(Command.ANALOG, 1, b"\x02")),
+        CapturedFrame("rx", _reply(Command.ANALOG, info)),
+    ]
+    (_, reply) = replay_frames(frames)
+    assert "error" not in reply
+    assert [p["address"] for p in reply["decoded"]["packs"]] == [2]
+    assert summary(replay_frames(frames))["packs"]["2"]["cycles"] == 140
