@@ -54,8 +54,6 @@ MISSED_REFRESHES_UNAVAILABLE: Final = 3
 """A pack (or the whole stack) turns unavailable after this many refreshes without a reply."""
 REDISCOVERY_INTERVAL: Final = timedelta(minutes=10)
 """How often the stack is asked again how many packs it has (a pack added later)."""
-RETRY_AFTER_MAX: Final = 300.0
-"""Longest wait between attempts while nothing on the bus answers (seconds)."""
 IDLE_CURRENT: Final = 0.2
 """Below this current (A, either way) a pack counts as standing by, not (dis)charging."""
 MAX_INTEGRATION_GAP: Final = 600.0

@@ -2,8 +2,10 @@
 
 A refresh polls every pack through :class:`~.ress_bms.client.StackClient`. A pack that misses a
 refresh keeps its last values until it has missed :data:`MISSED_REFRESHES_UNAVAILABLE` in a
-row, then only its entities turn unavailable; the whole update fails (``UpdateFailed``, with a
-growing ``retry_after``) only when nothing on the bus has answered for as many refreshes.
+row, then only its entities turn unavailable; the whole update fails (``UpdateFailed``) only
+when nothing on the bus has answered for as many refreshes. A silent bus is still asked at every
+refresh interval, and the link waits at most one interval between reconnection attempts, so the
+end of an outage is seen within two intervals plus the link timeout.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from .const import (
     MISSED_REFRESHES_UNAVAILABLE,
     PACK_MODEL,
     REDISCOVERY_INTERVAL,
-    RETRY_AFTER_MAX,
     STACK_MODEL,
 )
 from .control import StackControl
@@ -191,14 +192,17 @@ class EnergyCounter:
 # -- the coordinator -------------------------------------------------------------------------
 
 
-def link_for_entry_data(data: Mapping[str, Any]) -> Link:
-    """The link config entry data describe."""
+def link_for_entry_data(data: Mapping[str, Any], reconnect_max: float | None = None) -> Link:
+    """The link config entry data describe; ``reconnect_max`` caps its reconnection back-off."""
     advanced = data.get(CONF_ADVANCED, {})
-    return Link(
+    link = Link(
         data[CONF_DEVICE],
         baudrate=int(data.get(CONF_BAUDRATE, DEFAULT_BAUD)),
         timeout=float(advanced.get(CONF_TIMEOUT, DEFAULT_LINK_TIMEOUT)),
     )
+    if reconnect_max is not None:
+        link.backoff_max = min(link.backoff_max, reconnect_max)
+    return link
 
 
 def client_for_entry_data(data: Mapping[str, Any], link: Link) -> StackClient:
@@ -242,7 +246,9 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
             update_interval=timedelta(seconds=interval),
             always_update=False,
         )
-        self.client = client or client_for_entry_data(entry.data, link_for_entry_data(entry.data))
+        self.client = client or client_for_entry_data(
+            entry.data, link_for_entry_data(entry.data, reconnect_max=interval)
+        )
         self.stack_id: str = entry.unique_id or entry.entry_id
         """Root of every unique id: the master pack's BMS serial (the entry's unique id)."""
         self.stack_device_id: str | None = None
@@ -250,7 +256,6 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         self.last_sample: StackSample | None = None
         self._packs: dict[int, PackState] = {}
         self._silent = 0
-        self._failures = 0
         self._discovered_at = 0.0
         self._reported: set[int] = set()
         """Packs whose silence was logged (logged again once when they are back)."""
@@ -413,20 +418,17 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
                 )
         if answered:
             self._silent = 0
-            self._failures = 0
         else:
             self._silent += 1
             if self.data is None or self._silent >= MISSED_REFRESHES_UNAVAILABLE:
-                self._failures += 1
                 raise self._silent_error(sample)
         self._quality.append((self.link.stats.exchanges, self.link.stats.replies))
         return self._snapshot()
 
     def _silent_error(self, sample: StackSample) -> UpdateFailed:
+        """Nothing answered. No ``retry_after``: the bus is asked again at the next interval."""
         errors = [p.error for p in sample.packs.values() if p.error is not None]
         err = errors[0] if errors else None
-        interval = self.update_interval.total_seconds() if self.update_interval else 30.0
-        retry_after = min(RETRY_AFTER_MAX, interval * 2 ** (self._failures - 1))
         failure = UpdateFailed(
             translation_domain=DOMAIN,
             translation_key="stack_silent",
@@ -434,7 +436,6 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
                 "url": self.link.url,
                 "error": str(err) if err else "offline",
             },
-            retry_after=retry_after,
         )
         failure.__cause__ = err
         return failure

@@ -105,6 +105,7 @@ def _link(coordinator: StackCoordinator) -> dict[str, Any]:
         "timeout": coordinator.link.timeout,
         "connected": coordinator.link.connected,
         "poll_mode": coordinator.client.mode,
+        "poll_mode_reason": coordinator.client.mode_reason,
         "requested_poll_mode": coordinator.client.requested_mode,
         "stats": stats,
         "last_frames": {

@@ -82,6 +82,10 @@ class BmsTimeoutError(LinkError, TimeoutError):
     """No complete valid reply arrived in time."""
 
 
+class ConnectionLostError(LinkError):
+    """The transport closed during an exchange (a gateway reset): worth one more try."""
+
+
 class LinkUnavailableError(LinkError):
     """The link is down and waiting before the next reconnection attempt."""
 

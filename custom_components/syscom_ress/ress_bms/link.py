@@ -44,6 +44,7 @@ from .errors import (
     BmsTimeoutError,
     BusContentionError,
     ChecksumError,
+    ConnectionLostError,
     DecodeError,
     FrameError,
     LinkError,
@@ -367,7 +368,13 @@ class Link:
                 except ResponseError as err:
                     if err.code not in _RETRY_RTN or attempt == retries:
                         raise
-                except BmsTimeoutError, FrameError, DecodeError, BusContentionError:
+                except (
+                    BmsTimeoutError,
+                    ConnectionLostError,
+                    FrameError,
+                    DecodeError,
+                    BusContentionError,
+                ):
                     if attempt == retries:
                         raise
             raise AssertionError("unreachable")  # pragma: no cover
@@ -385,7 +392,7 @@ class Link:
         self._discard_stale()
         transport = self._transport
         if transport is None:
-            raise LinkError(f"{self.url}: connection lost")
+            raise ConnectionLostError(f"{self.url}: connection lost")
         self._in_flight = request
         sent = time.monotonic()
         self._last_rx = sent
@@ -436,7 +443,7 @@ class Link:
                 raise item
             if isinstance(item, FrameError):
                 if self._transport is None:
-                    raise LinkError(f"{self.url}: connection lost") from item
+                    raise ConnectionLostError(f"{self.url}: connection lost") from item
                 raise item
             raw, frame = item
             if frame.adr != int(request[3:5], 16):
