@@ -68,15 +68,14 @@ def _target(hass: HomeAssistant, call: ServiceCall) -> tuple[StackCoordinator, i
     device = dr.async_get(hass).async_get(device_id)
     if device is None:
         raise _invalid("unknown_device", device=device_id)
-    for entry_id in device.config_entries:
-        entry = hass.config_entries.async_get_entry(entry_id)
-        if entry is None or entry.domain != DOMAIN:
-            continue
-        if entry.state is not ConfigEntryState.LOADED:
-            raise _invalid("entry_not_loaded", device=device.name_by_user or device.name or "")
-        coordinator: StackCoordinator = entry.runtime_data
-        return coordinator, coordinator.address_of_device(device)
-    raise _invalid("unknown_device", device=device_id)
+    # A device belongs to one config entry (``DeviceEntry.config_entries`` is deprecated).
+    entry = hass.config_entries.async_get_entry(device.config_entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise _invalid("unknown_device", device=device_id)
+    if entry.state is not ConfigEntryState.LOADED:
+        raise _invalid("entry_not_loaded", device=device.name_by_user or device.name or "")
+    coordinator: StackCoordinator = entry.runtime_data
+    return coordinator, coordinator.address_of_device(device)
 
 
 def _pack(hass: HomeAssistant, call: ServiceCall) -> tuple[StackCoordinator, int]:

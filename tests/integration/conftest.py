@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+import logging
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -25,6 +26,40 @@ from custom_components.syscom_ress.ress_bms.simulator import Simulator
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/syscom_ress in every test of this folder."""
     return
+
+
+class DeprecatedApiReports(logging.Handler):
+    """Collects Home Assistant's reports of a deprecated API used by this integration.
+
+    Home Assistant reports such use by a custom integration as a log line, not as a Python
+    warning (``helpers.frame.report_usage``, ``helpers.deprecation``), so pyproject's
+    ``error::DeprecationWarning:custom_components.syscom_ress.*`` filter cannot see it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the reports that name this integration."""
+        message = record.getMessage()
+        if f"integration '{DOMAIN}'" in message or (
+            message.startswith("The deprecated") and f" from {DOMAIN}." in message
+        ):
+            self.reports.append(message)
+
+
+@pytest.fixture(autouse=True)
+def deprecated_api_reports() -> Iterator[DeprecatedApiReports]:
+    """Fail the test when the integration used an API Home Assistant reports as deprecated."""
+    handler = DeprecatedApiReports()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+    assert handler.reports == [], "deprecated Home Assistant API used"
 
 
 # -- the stack under test: the simulator on a local TCP port -----------------------------------
