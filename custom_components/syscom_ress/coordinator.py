@@ -256,6 +256,10 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         self.last_sample: StackSample | None = None
         self._packs: dict[int, PackState] = {}
         self._silent = 0
+        self._master_serial: str | None = None
+        """The master's BMS serial as first discovered: the battery this entry is about."""
+        self._stranger: str | None = None
+        """The serial of another battery that answers on the link instead (None: ours)."""
         self._discovered_at = 0.0
         self._reported: set[int] = set()
         """Packs whose silence was logged (logged again once when they are back)."""
@@ -300,6 +304,8 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         """Ask the stack again for its packs; register those that are new. True if any."""
         self._discovered_at = time.monotonic()  # tried now, whatever comes of it
         try:
+            if not await self._same_master():
+                return False
             if self.client.requested_mode is not PollMode.DIRECT:
                 count = await self.client.detect_protocol()
                 if count <= len(self._packs):
@@ -317,8 +323,33 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
             )
         return self._adopt(stack)
 
+    async def _same_master(self) -> bool:
+        """Whether the battery at the link's end is still the one first discovered.
+
+        A swapped gateway or cable would otherwise show another stack's values as this one's.
+        """
+        if self._master_serial is None:
+            return True
+        found = (await self.client.read_serials()).bms
+        if found and found != self._master_serial:
+            if self._stranger != found:
+                LOGGER.warning(
+                    "%s: battery %s answers instead of %s; its values are not shown",
+                    self.link.url,
+                    found,
+                    self._master_serial,
+                )
+            self._stranger = found
+            return False
+        if self._stranger is not None:
+            LOGGER.info("%s: battery %s answers again", self.link.url, self._master_serial)
+        self._stranger = None
+        return True
+
     def _adopt(self, stack: StackInfo) -> bool:
         """Register the stack and any new pack as devices; True when packs were added."""
+        if self._master_serial is None:
+            self._master_serial = stack.master.bms_serial
         new = [p for p in stack.packs if p.address not in self._packs]
         for pack in stack.packs:
             old = self._packs.get(pack.address)
@@ -384,8 +415,21 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
     # -- polling -------------------------------------------------------------------------------
 
     async def _async_update_data(self) -> StackData:
-        if time.monotonic() - self._discovered_at > REDISCOVERY_INTERVAL.total_seconds():
+        if (
+            self._stranger is not None
+            or time.monotonic() - self._discovered_at > REDISCOVERY_INTERVAL.total_seconds()
+        ):
             await self.async_rediscover()
+        if self._stranger is not None:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="other_battery",
+                translation_placeholders={
+                    "url": self.link.url,
+                    "found": self._stranger,
+                    "expected": self._master_serial or "",
+                },
+            )
         sample = await self.client.poll()
         self.last_sample = sample
         answered = [

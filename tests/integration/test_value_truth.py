@@ -9,6 +9,7 @@ Assistant: a state is either unavailable or its own pack's value. A wrong value 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -134,4 +135,26 @@ async def test_a_pack_going_offline_and_coming_back(
     distinct.pack(2).physics.soc = 40.0
     distinct.set_offline(2, offline=False)
     await refresh(hass, entry.runtime_data)
+    assert check(hass, distinct) == ([], 6)
+
+
+async def test_another_battery_on_the_link_is_not_shown_as_this_stack(
+    hass: HomeAssistant, distinct: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A swapped cable or gateway: another battery's values never appear under this entry."""
+    from custom_components.syscom_ress import coordinator as coordinator_module
+
+    entry = await set_up(hass, distinct, distinct.url, "auto")
+    ours = distinct.pack(1).bms_serial
+    distinct.pack(1).bms_serial = "OTHER-BATTERY-01"
+    monkeypatch.setattr(coordinator_module, "REDISCOVERY_INTERVAL", timedelta(0))
+    await refresh(hass, entry.runtime_data)
+    coordinator = entry.runtime_data
+    assert not coordinator.last_update_success
+    assert coordinator.last_exception.translation_key == "other_battery"
+    assert "OTHER-BATTERY-01" in str(coordinator.last_exception)
+    assert check(hass, distinct)[1] == 0  # nothing shown
+    distinct.pack(1).bms_serial = ours
+    await refresh(hass, entry.runtime_data)
+    assert coordinator.last_update_success
     assert check(hass, distinct) == ([], 6)

@@ -256,3 +256,21 @@ async def test_recorder_sees_both_directions() -> None:
             await link.exchange(PACK_COUNT, count)
     assert seen[0] == ("tx", PACK_COUNT)
     assert b"".join(b for d, b in seen if d == "rx").startswith(b"~25014600")
+
+
+async def test_reconnection_back_off_never_outgrows_its_cap() -> None:
+    """However long a gateway was gone, the link tries again within ``backoff_max``."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    link = Link(f"socket://127.0.0.1:{port}", timeout=0.5, backoff_max=0.05)
+    for _ in range(8):  # uncapped, the wait would have grown to 128 s
+        with pytest.raises(LinkError):
+            await link.open()
+        await asyncio.sleep(0.06)  # a sleep lasts at least this long: past the cap
+    async with FakePeer(answer_count) as peer:
+        link.url = peer.url  # the gateway is back (on this test's port)
+        await asyncio.sleep(0.06)
+        assert await link.exchange(PACK_COUNT, count) == 3
+    await link.close()

@@ -644,6 +644,14 @@ class StackClient:
             device.encode_clock(value),
         )
 
+    async def read_serials(self, address: int | None = None) -> device.Serials:
+        """C2H: the BMS and pack serials (who is answering on this link)."""
+        return await self._ask(
+            Command.SERIAL,
+            self.master_address if address is None else address,
+            lambda f: device.decode_serials(f.info),
+        )
+
     async def read_capacities(self, address: int | None = None) -> device.Capacities:
         """A6H: remaining, full and design capacity."""
         return await self._ask(
