@@ -724,7 +724,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
             home,
             plan,
             home.ha_version,
-            tree_version(),
+            args.tree or tree_version(),
         )
         ready = asyncio.Event()
         tasks = [
@@ -1297,6 +1297,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "temporary folder, deleted after a passing run)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--tree", help="what is under test, for the report (default: this checkout's commit)"
+    )
     parser.add_argument("--markdown", help="also write the figures to this file as Markdown")
     args = parser.parse_args(argv)
     if not 0.5 <= args.minutes <= 240:
