@@ -259,6 +259,26 @@ def test_raise_and_clear_a_protection() -> None:
     assert len(pack.bms.history) == 4  # power-on, and one record per raised event
 
 
+def test_a_raised_cell_or_sensor_bit_flags_its_place_in_the_codes() -> None:
+    """As the firmware does: the cell or sensor the condition is on shows 02, 01 or F0."""
+    stack, pack = one_pack()
+    cells = pack.physics.cell_voltages
+    highest = cells.index(max(cells)) + 1
+    pack.bms.raise_bit("cell_over_voltage")
+    found = polled(stack)
+    assert found.place(status.BITS_BY_KEY["cell_over_voltage_protection"]).cells == (highest,)
+    assert found.cell_codes[highest - 1] == status.CODE_ABOVE
+    assert sum(code != 0 for code in found.cell_codes) == 1
+    pack.bms.raise_bit("cell_under_voltage_alarm", cell=3)
+    assert polled(stack).place(status.BITS_BY_KEY["cell_under_voltage_alarm"]).cells == (3,)
+    pack.bms.raise_bit("ntc_fault", sensor=5)
+    assert polled(stack).place(status.BITS_BY_KEY["ntc_fault"]).sensors == ("mos_temperature",)
+    pack.bms.clear_bit("cell_over_voltage")
+    assert polled(stack).cell_codes[highest - 1] == 0
+    pack.bms.clear_bit()
+    assert set(polled(stack).cell_codes) == {0} and set(polled(stack).temperature_codes) == {0}
+
+
 def test_passive_balancing_above_the_start_voltage() -> None:
     stack, pack = one_pack()
     pack.physics.soc = 99.0

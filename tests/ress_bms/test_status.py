@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from ress_bms.analog import temperature_names
 from ress_bms.errors import DecodeError
 from ress_bms.status import (
     BITS_BY_KEY,
+    CODE_ABOVE,
+    CODE_BELOW,
+    CODE_FAULT,
     EXTRA_BYTES,
+    PLACES,
     STATUS_BITS,
     Kind,
     PackStatus,
+    Place,
     StatusByte,
     balance_bytes,
     balancing_cells,
@@ -102,3 +108,47 @@ def test_malformed_payloads_raise_decode_error(info: bytes) -> None:
 def test_reply_for_another_pack_is_rejected() -> None:
     with pytest.raises(DecodeError):
         decode_status(encode_status([_pack(4)], 4), 5)
+
+
+def test_places_come_from_the_per_value_codes() -> None:
+    """Cells and cell sensors by their code; MOS and environment only for an NTC fault."""
+    cells = [0] * 16
+    cells[11], cells[2] = CODE_ABOVE, CODE_BELOW
+    temperatures = [0, CODE_ABOVE, 0, CODE_BELOW, CODE_FAULT, CODE_ABOVE]
+    pack = PackStatus(1, tuple(cells), tuple(temperatures), 0, 0, 0, status_bytes(()))
+    place = pack.place
+    assert place(BITS_BY_KEY["cell_over_voltage_protection"]) == Place(cells=(12,))
+    assert place(BITS_BY_KEY["cell_over_voltage_alarm"]).cells == (12,)
+    assert place(BITS_BY_KEY["cell_under_voltage_alarm"]).cells == (3,)
+    assert place(BITS_BY_KEY["cell_fault"]) == Place()
+    assert not place(BITS_BY_KEY["cell_fault"])
+    assert place(BITS_BY_KEY["charge_high_temperature_protection"]).sensors == (
+        "cell_temperature_2",
+    )  # T6 (environment) also says 02, but is not a cell sensor
+    assert place(BITS_BY_KEY["discharge_low_temperature_alarm"]).sensors == ("cell_temperature_4",)
+    assert place(BITS_BY_KEY["ntc_fault"]).sensors == ("mos_temperature",)
+    assert place(BITS_BY_KEY["pack_over_voltage_protection"]) == Place()
+    assert place(BITS_BY_KEY["mos_high_temperature_protection"]) == Place()
+    assert set(PLACES) <= {bit.name for bit in STATUS_BITS}
+
+
+def test_temperature_names_follow_the_analog_split() -> None:
+    assert temperature_names(6) == (
+        "cell_temperature_1",
+        "cell_temperature_2",
+        "cell_temperature_3",
+        "cell_temperature_4",
+        "mos_temperature",
+        "environment_temperature",
+    )
+    assert temperature_names(5)[-1] == "mos_temperature"
+    assert temperature_names(3) == (
+        "cell_temperature_1",
+        "cell_temperature_2",
+        "cell_temperature_3",
+    )
+    assert temperature_names(8)[5:] == (
+        "cell_temperature_6",
+        "mos_temperature",
+        "environment_temperature",
+    )

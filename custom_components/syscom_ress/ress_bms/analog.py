@@ -78,8 +78,7 @@ class PackAnalog:
     @property
     def cell_temperatures(self) -> tuple[float | None, ...]:
         """The cell sensors: T1-T4 when there are up to six words, all but the last two beyond."""
-        count = 4 if len(self.temperatures) <= 6 else len(self.temperatures) - 2
-        return self.temperatures[:count]
+        return self.temperatures[: cell_sensor_count(len(self.temperatures))]
 
     @property
     def mos_temperature(self) -> float | None:
@@ -101,6 +100,24 @@ class PackAnalog:
     def offline(cls, address: int, cells: int = 16, temperatures: int = 6) -> PackAnalog:
         """The zero-filled block the master sends for a slave it cannot reach."""
         return cls(address, False, (0.0,) * cells, (0.0,) * temperatures, 0, 0, 0, 0, 0, 0, 0)
+
+
+def cell_sensor_count(words: int) -> int:
+    """How many of ``words`` temperature words are cell sensors (T1-T4 up to six words)."""
+    return 4 if words <= 6 else words - 2
+
+
+def temperature_names(words: int) -> tuple[str, ...]:
+    """What each of ``words`` temperature words measures, in order, by its value's name.
+
+    ``cell_temperature_1`` ... for the cell sensors, then ``mos_temperature`` and
+    ``environment_temperature`` (the names of :class:`PackAnalog`'s properties). The 44H
+    temperature codes come in the same order.
+    """
+    cells = min(cell_sensor_count(words), words)
+    names = [f"cell_temperature_{n + 1}" for n in range(cells)]
+    names += ["mos_temperature", "environment_temperature"][: words - cells]
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from .analog import temperature_names
 from .buffer import Reader, Writer, solve_trailer
 from .errors import DecodeError
 
@@ -119,6 +120,56 @@ STATUS_BITS: Final[tuple[StatusBit, ...]] = tuple(
 
 BITS_BY_KEY: Final = {bit.key: bit for bit in STATUS_BITS}
 
+CODE_NORMAL: Final = 0x00
+CODE_BELOW: Final = 0x01
+"""Per-value code: below the lower limit (the alarm threshold on the firmware seen)."""
+CODE_ABOVE: Final = 0x02
+"""Per-value code: above the upper limit."""
+CODE_FAULT: Final = 0xF0
+"""Per-value code: the measurement itself failed (an open or shorted sensor, a cell channel)."""
+
+
+class Where(StrEnum):
+    """Which per-value codes of a 44H block say where a condition is."""
+
+    CELL = "cell"
+    """The cell codes."""
+    CELL_SENSOR = "cell_sensor"
+    """The codes of the cell temperature sensors (T1-T4 on a six-sensor pack)."""
+    ANY_SENSOR = "any_sensor"
+    """The codes of every temperature sensor, the MOS and environment sensors included."""
+
+
+PLACES: Final[Mapping[str, tuple[Where, int]]] = {
+    "cell_over_voltage": (Where.CELL, CODE_ABOVE),
+    "cell_under_voltage": (Where.CELL, CODE_BELOW),
+    "cell": (Where.CELL, CODE_FAULT),
+    "charge_high_temperature": (Where.CELL_SENSOR, CODE_ABOVE),
+    "discharge_high_temperature": (Where.CELL_SENSOR, CODE_ABOVE),
+    "charge_low_temperature": (Where.CELL_SENSOR, CODE_BELOW),
+    "discharge_low_temperature": (Where.CELL_SENSOR, CODE_BELOW),
+    "ntc": (Where.ANY_SENSOR, CODE_FAULT),
+}
+"""Bit name (protection and alarm alike) -> the codes that name its cell or sensor, and the code.
+
+Bits of one place need no code: the MOS and environment temperatures have one sensor each, and
+pack voltage and current are one value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a protection, alarm or fault is, as the block's per-value codes tell."""
+
+    cells: tuple[int, ...] = ()
+    """Numbers (1-based) of the cells whose code flags it."""
+    sensors: tuple[str, ...] = ()
+    """The temperature sensors whose code flags it, by value name (``cell_temperature_2``,
+    ``mos_temperature``, ``environment_temperature``; see :func:`.analog.temperature_names`)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.cells or self.sensors)
+
+
 # Balance bit order. [PACE-2018] and [PACE-V3.1] agree: balance byte 1 bit 0 is cell 1 and byte
 # 2 bit 0 is cell 9. nkinnan/esphome-pace-bms reads the two bytes as one big-endian word, which
 # makes the second byte cells 1-8. We follow the two specifications until a balancing pack
@@ -151,6 +202,26 @@ class PackStatus:
     def flag(self, key: str) -> bool:
         """Whether the bit with this key is set."""
         return self.is_set(BITS_BY_KEY[key])
+
+    def place(self, bit: StatusBit) -> Place:
+        """The cells or temperature sensors whose codes flag ``bit``'s condition (maybe none).
+
+        Read from the codes whatever the bit's state: a cell whose code still says "above"
+        while its protection is released is named all the same.
+        """
+        found = PLACES.get(bit.name)
+        if found is None:
+            return Place()
+        where, code = found
+        if where is Where.CELL:
+            return Place(cells=tuple(n + 1 for n, c in enumerate(self.cell_codes) if c == code))
+        names = temperature_names(len(self.temperature_codes))
+        sensors = tuple(
+            name
+            for name, c in zip(names, self.temperature_codes, strict=True)
+            if c == code and (where is Where.ANY_SENSOR or name.startswith("cell_"))
+        )
+        return Place(sensors=sensors)
 
     @property
     def protections(self) -> tuple[str, ...]:

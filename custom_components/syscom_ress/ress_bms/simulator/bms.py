@@ -32,10 +32,14 @@ from ..params import PARAMETERS_BY_KEY
 from ..status import (
     BASE_BYTES,
     BITS_BY_KEY,
+    CODE_ABOVE,
+    CODE_BELOW,
     EXTRA_BYTES,
+    PLACES,
     Kind,
     PackStatus,
     StatusByte,
+    Where,
     balance_bytes,
     status_bytes,
 )
@@ -242,6 +246,8 @@ class Bms:
     states: list[LimitState] = field(init=False)
     forced: set[str] = field(default_factory=set)
     """Status-bit keys held on by a test or the control socket ("raise protection X")."""
+    forced_codes: dict[str, tuple[bool, int, int]] = field(default_factory=dict)
+    """Held key -> (a cell, else a temperature sensor; its 0-based index; the code it shows)."""
     controls: set[str] = field(default_factory=set)
     """Control-status bits that are set (``buzzer_enabled``, ``current_limit_disabled`` ...)."""
     charge_forced_off: bool = False
@@ -468,17 +474,47 @@ class Bms:
             self.controls.discard(key)
         return True
 
-    def raise_bit(self, name: str) -> str:
-        """Hold a protection, alarm or fault bit on until cleared; logs the event."""
+    def raise_bit(self, name: str, *, cell: int | None = None, sensor: int | None = None) -> str:
+        """Hold a protection, alarm or fault bit on until cleared; logs the event.
+
+        A bit that concerns one cell or temperature sensor (:data:`..status.PLACES`) also shows
+        on that value's 44H code, as the firmware does: ``cell`` or ``sensor`` (1-based, T1 =
+        1) chooses it, else the cell or cell sensor the condition fits best (the highest cell
+        for an over-voltage, the coldest sensor for a low temperature, the first for a fault).
+        """
         key = status_key(name)
         self.forced.add(key)
+        if (place := PLACES.get(BITS_BY_KEY[key].name)) is not None:
+            self.forced_codes[key] = self._forced_code(*place, cell, sensor)
         self.log()
         return key
+
+    def _forced_code(
+        self, where: Where, code: int, cell: int | None, sensor: int | None
+    ) -> tuple[bool, int, int]:
+        physics = self.physics
+        if where is Where.CELL:
+            values = physics.cell_voltages
+            chosen = cell
+        else:
+            values = physics.temperatures[:CELL_SENSORS]
+            chosen = sensor
+        if chosen is not None:
+            index = chosen - 1
+        elif code == CODE_ABOVE:
+            index = max(range(len(values)), key=values.__getitem__)
+        elif code == CODE_BELOW:
+            index = min(range(len(values)), key=values.__getitem__)
+        else:
+            index = 0
+        return where is Where.CELL, index, code
 
     def clear_bit(self, name: str | None = None) -> None:
         """Drop a held bit (every one for ``None``) and reset that limit's latches."""
         keys = set(self.forced) if name is None else {status_key(name)}
         self.forced -= keys
+        for key in keys:
+            self.forced_codes.pop(key, None)
         for limit, state in zip(LIMITS, self.states, strict=True):
             if name is None or f"{limit.name}_protection" in keys or f"{limit.name}_alarm" in keys:
                 state.protected = state.alarm = False
@@ -512,6 +548,13 @@ class Bms:
             _code(temps[CELL_SENSORS + 1], self.value("environment_low_temperature_alarm"),
                   self.value("environment_high_temperature_alarm")),
         )  # fmt: skip
+        for is_cell, index, code in self.forced_codes.values():
+            if is_cell:
+                cell_codes = (*cell_codes[:index], code, *cell_codes[index + 1 :])
+            else:
+                temperature_codes = (
+                    *temperature_codes[:index], code, *temperature_codes[index + 1 :]
+                )  # fmt: skip
         alarms = self.alarms
         return PackStatus(
             address,

@@ -78,7 +78,14 @@ def _offline(sim: Simulator, request: Request) -> Result:
 
 
 def _raise(sim: Simulator, request: Request) -> Result:
-    return {"raised": sim.raise_protection(int(request["pack"]), str(request["protection"]))}
+    cell, sensor = request.get("cell"), request.get("sensor")
+    key = sim.raise_protection(
+        int(request["pack"]),
+        str(request["protection"]),
+        cell=None if cell is None else int(cell),
+        sensor=None if sensor is None else int(sensor),
+    )
+    return {"raised": key}
 
 
 def _clear(sim: Simulator, request: Request) -> Result:

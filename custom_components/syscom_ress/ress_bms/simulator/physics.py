@@ -1,27 +1,21 @@
 """The electrochemistry and heat of one pack, simple enough to reason about in tests.
 
-Cell voltage = LiFePO4 open-circuit voltage at the cell's own state of charge + current x internal
-resistance + a fixed per-cell reading offset + small noise. Each cell carries a charge offset
-against the pack (the imbalance passive balancing works on). Temperatures relax exponentially
-towards ambient plus a heating term in current squared. Load profiles say what the inverter
-would draw or push; the BMS decides what actually flows.
+Cell voltage = LiFePO4 open-circuit voltage (the curve of :mod:`..lifepo4`) at the cell's own
+state of charge + current x internal resistance + a fixed per-cell reading offset + small noise.
+Each cell carries a charge offset against the pack (the imbalance passive balancing works on).
+Temperatures relax exponentially towards ambient plus a heating term in current squared. Load
+profiles say what the inverter would draw or push; the BMS decides what actually flows.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import math
 import random
 from typing import Final
 
-OCV_CURVE: Final = (
-    (0.00, 2.500), (0.02, 2.900), (0.05, 3.050), (0.10, 3.180), (0.20, 3.240), (0.30, 3.270),
-    (0.40, 3.290), (0.50, 3.300), (0.60, 3.310), (0.70, 3.320), (0.80, 3.330), (0.90, 3.340),
-    (0.95, 3.360), (0.98, 3.400), (1.00, 3.500),
-)  # fmt: skip
-"""(state of charge, open-circuit volts) of a LiFePO4 cell at 25 °C: flat 3.27-3.34 V plateau."""
+from ..lifepo4 import open_circuit_voltage
 
 CELL_RESISTANCE: Final = 0.0008
 """Ohms per cell (a 100 Ah prismatic cell plus its busbar): 100 A moves a cell by 80 mV."""
@@ -37,16 +31,6 @@ MOS_TAU: Final = 60.0
 ENVIRONMENT_TAU: Final = 300.0
 CELL_SENSORS: Final = 4
 """T1-T4 are cell sensors; T5 is the MOSFET, T6 the environment ([PACE-2018] A.12)."""
-
-
-def open_circuit_voltage(soc: float) -> float:
-    """Open-circuit volts of one cell at a state of charge between 0 and 1 (clamped)."""
-    soc = min(max(soc, 0.0), 1.0)
-    index = bisect_left(OCV_CURVE, (soc, 0.0))
-    if index == 0:
-        return OCV_CURVE[0][1]
-    (s0, v0), (s1, v1) = OCV_CURVE[index - 1], OCV_CURVE[min(index, len(OCV_CURVE) - 1)]
-    return v1 if s1 == s0 else v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
 
 
 def _relax(value: float, target: float, dt: float, tau: float) -> float:

@@ -145,9 +145,15 @@ class Simulator:
         """The pack at a DIP address (1 = master)."""
         return self.stack.pack(address)
 
-    def raise_protection(self, address: int, name: str) -> str:
-        """Hold a protection (or alarm/fault bit) on a pack until cleared; returns its key."""
-        return self.pack(address).bms.raise_bit(name)
+    def raise_protection(
+        self, address: int, name: str, *, cell: int | None = None, sensor: int | None = None
+    ) -> str:
+        """Hold a protection (or alarm/fault bit) on a pack until cleared; returns its key.
+
+        A cell or temperature bit also flags its cell or sensor in the 44H codes: ``cell`` /
+        ``sensor`` (1-based) choose which, else the one that fits (:meth:`.bms.Bms.raise_bit`).
+        """
+        return self.pack(address).bms.raise_bit(name, cell=cell, sensor=sensor)
 
     def clear_protection(self, address: int, name: str | None = None) -> None:
         """Release a held or latched protection (every one when ``name`` is None)."""
