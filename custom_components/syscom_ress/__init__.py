@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from homeassistant.core import HomeAssistant
+from collections.abc import Callable
+
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+)
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, PLATFORMS
@@ -34,7 +42,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: RessConfigEntry) -> bool
     # now is the start-up state, shown by the binary sensors, not an event.
     entry.async_on_unload(coordinator.control.async_start())
     entry.async_on_unload(async_watch_stack(hass, coordinator))
+    entry.async_on_unload(_follow_title(hass, entry))
     return True
+
+
+def _follow_title(hass: HomeAssistant, entry: RessConfigEntry) -> Callable[[], None]:
+    """Rename the devices when the owner renames the entry (its title is the stack's name)."""
+    title = entry.title
+
+    @callback
+    def changed(change: ConfigEntryChange, changed_entry: ConfigEntry) -> None:
+        nonlocal title
+        if changed_entry.entry_id != entry.entry_id or changed_entry.title == title:
+            return
+        title = changed_entry.title
+        entry.runtime_data.async_rename_devices()
+
+    return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, changed)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: RessConfigEntry) -> bool:

@@ -1,8 +1,14 @@
-"""Config flow: pick a serial port or a network gateway, find the stack, confirm it.
+"""Config flow: pick a serial port or a network gateway, find the stack, name it, confirm it.
 
 Nothing is stored before the bus has answered: the flow opens the link, asks the master for its
 pack count, reads versions and serials, and shows what it found. The master pack's BMS serial is
-the entry's unique id.
+the entry's unique id. The name the owner gives the stack is the entry's title, and the stack
+device and every pack device are named after it ("<name>", "<name> pack 2"), so two stacks
+never share device names or entity ids.
+
+A flow the owner started and left open must not lock out the next one for the same stack: the
+unique id is set without ``raise_on_progress``, and Home Assistant aborts the forgotten flow
+once the new one creates the entry.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     OptionsFlowWithReload,
 )
+from homeassistant.const import CONF_NAME
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
@@ -58,14 +65,22 @@ from .const import (
     MIN_LINK_TIMEOUT,
     MIN_SCAN_INTERVAL,
 )
-from .coordinator import RessConfigEntry, client_for_entry_data, error_key, link_for_entry_data
+from .coordinator import (
+    RessConfigEntry,
+    client_for_entry_data,
+    error_key,
+    link_for_entry_data,
+    model_id,
+)
 from .ress_bms.client import PollMode, StackInfo
-from .ress_bms.errors import BmsError
+from .ress_bms.errors import BmsError, LinkError
 
 STEP_SERIAL: Final = "serial"
 STEP_NETWORK: Final = "network"
 URL_SCHEMES: Final = ("socket://", "rfc2217://")
 """What a network gateway's address may start with (serialx opens both)."""
+DEFAULT_NAME: Final = "RESS battery"
+"""A stack's name unless the owner chooses another (entity ids ``sensor.ress_battery_...``)."""
 _HOST_PORT: Final = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 
 
@@ -155,14 +170,47 @@ def entry_data(user_input: Mapping[str, Any], device: str) -> dict[str, Any]:
     }
 
 
+class NotABatteryError(BmsError):
+    """Something at the address answered, but with bytes that are no PACE frame at all."""
+
+
 async def probe_stack(data: Mapping[str, Any]) -> StackInfo:
-    """Connect, discover the packs and read their serials; always close the link."""
+    """Connect, discover the packs and read their serials; always close the link.
+
+    A link that failed after receiving only bytes that are no frame (a web page, a banner, a
+    gateway in another mode or at another serial setting) raises :class:`NotABatteryError`:
+    that is not a refused connection, nor silence.
+    """
     link = link_for_entry_data(data)
     client = client_for_entry_data(data, link)
     try:
         return await client.discover(scan=client.requested_mode is PollMode.DIRECT)
+    except LinkError as err:
+        stats = link.stats
+        if stats.replies == 0 and (
+            stats.noise_bytes or stats.frame_errors or stats.checksum_errors
+        ):
+            raise NotABatteryError(
+                f"{link.url} answered {stats.noise_bytes} bytes that are no PACE frame"
+            ) from err
+        raise
     finally:
         await link.close()
+
+
+def default_name(stack: StackInfo, taken: set[str]) -> str:
+    """The default name; with the master's model, then a number, when another stack has it."""
+    model = model_id(stack.master.version)
+    candidates = [DEFAULT_NAME]
+    if model:
+        candidates.append(f"{DEFAULT_NAME} {model}")
+    for name in candidates:
+        if name not in taken:
+            return name
+    number = 2
+    while f"{DEFAULT_NAME} {number}" in taken:
+        number += 1
+    return f"{DEFAULT_NAME} {number}"
 
 
 def stack_unique_id(stack: StackInfo, data: Mapping[str, Any]) -> str:
@@ -253,6 +301,10 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         """Probe the stack; on success go on, else fill ``errors``."""
         try:
             stack = await probe_stack(data)
+        except NotABatteryError as err:
+            LOGGER.debug("Probing %s failed: %s", data[CONF_DEVICE], err)
+            errors["base"] = "not_a_battery"
+            return None
         except BmsError as err:
             LOGGER.debug("Probing %s failed: %s", data[CONF_DEVICE], err)
             errors["base"] = error_key(err)
@@ -261,7 +313,8 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
             LOGGER.exception("Unexpected error probing %s", data[CONF_DEVICE])
             errors["base"] = "unknown"
             return None
-        await self.async_set_unique_id(stack_unique_id(stack, data))
+        # Not raise_on_progress: a flow left open on the confirm step must not lock this one out.
+        await self.async_set_unique_id(stack_unique_id(stack, data), raise_on_progress=False)
         if self.source == SOURCE_RECONFIGURE:
             self._abort_if_unique_id_mismatch(reason="wrong_stack")
             return self.async_update_reload_and_abort(
@@ -274,13 +327,17 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Show what was found; create the entry."""
+        """Show what was found, ask for a name; create the entry (its title is the name)."""
         assert self._stack is not None
         master = self._stack.master
+        taken = {entry.title for entry in self._async_current_entries(include_ignore=False)}
+        suggested = default_name(self._stack, taken)
         if user_input is not None:
-            return self.async_create_entry(title=f"RESS battery {self.unique_id}", data=self._data)
+            name = " ".join(str(user_input.get(CONF_NAME, "")).split()) or suggested
+            return self.async_create_entry(title=name, data=self._data)
         return self.async_show_form(
             step_id="confirm",
+            data_schema=vol.Schema({vol.Required(CONF_NAME, default=suggested): TextSelector()}),
             description_placeholders={
                 "packs": str(len(self._stack.packs)),
                 "model": (master.version or "?").split("-", 1)[0],

@@ -377,6 +377,7 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
             serial_number=master.bms_serial,
             sw_version=master.version,
             translation_key="stack",
+            translation_placeholders={"name": self.config_entry.title},
         )
         self.stack_device_id = stack_device.id
         for pack in stack.packs:
@@ -389,9 +390,21 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
                 serial_number=pack.bms_serial,
                 sw_version=pack.version,
                 translation_key="pack",
-                translation_placeholders={"address": str(pack.address)},
+                translation_placeholders={
+                    "name": self.config_entry.title,
+                    "address": str(pack.address),
+                },
                 via_device_id=stack_device.id,
             )
+
+    @callback
+    def async_rename_devices(self) -> None:
+        """The entry was renamed: the stack and its packs take the new name (``<name> pack 2``).
+
+        Entity ids stay as they are (Home Assistant keeps them when a device is renamed).
+        """
+        if self.stack is not None:
+            self._register_devices(self.stack)
 
     def pack_identifier(self, address: int) -> str:
         """Device identifier and unique-id root of a pack: stack serial and DIP address.

@@ -103,7 +103,7 @@ def config_entry(sim: Simulator) -> MockConfigEntry:
     serial = sim.pack(1).bms_serial
     return MockConfigEntry(
         domain=DOMAIN,
-        title=f"RESS battery {serial}",
+        title="RESS battery",  # the config flow's default name: entity ids sensor.ress_battery_...
         unique_id=serial,
         data=entry_data(sim.url),
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 import socket
 from typing import Any
 from unittest.mock import patch
@@ -10,6 +12,8 @@ from unittest.mock import patch
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.util import slugify
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -77,9 +81,11 @@ async def test_network_gateway_creates_entry(hass: HomeAssistant, sim: Simulator
         "serial": serial,
         "device": sim.url,
     }
+    schema = result["data_schema"].schema
+    assert {str(key): key.default() for key in schema} == {"name": "RESS battery"}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"RESS battery {serial}"
+    assert result["title"] == "RESS battery"  # the default name
     assert result["result"].unique_id == serial
     assert result["data"] == {
         CONF_DEVICE: sim.url,
@@ -288,3 +294,220 @@ async def test_options_flow_reloads(hass: HomeAssistant, loaded_entry: MockConfi
     assert new is not coordinator
     assert new.update_interval is not None
     assert new.update_interval.total_seconds() == 10
+
+
+# -- the stack's name: entry title, device names, entity ids -----------------------------------
+
+
+async def _add(hass: HomeAssistant, url: str, name: str | None = None) -> Any:
+    """Add the stack at ``url`` through the flow, with ``name`` (None: the default)."""
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(url))
+    assert result["step_id"] == "confirm"
+    default = next(iter(result["data_schema"].schema)).default()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {} if name is None else {"name": name}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    return result["result"], default
+
+
+async def test_two_stacks_are_told_apart(
+    hass: HomeAssistant, sim: Simulator, socket_enabled: None
+) -> None:
+    """Named stacks: their own device names, entity ids without _2, distinct friendly names."""
+    async with Simulator(packs=2, seed=7) as other:
+        house, default = await _add(hass, sim.url, "House battery")
+        assert default == "RESS battery"
+        garage, default = await _add(hass, other.url, "  Garage   battery ")
+        assert default == "RESS battery"  # the first one took another name
+        assert (house.title, garage.title) == ("House battery", "Garage battery")
+
+        devices = dr.async_get(hass)
+        names = {
+            entry.title: sorted(
+                d.name for d in dr.async_entries_for_config_entry(devices, entry.entry_id)
+            )
+            for entry in (house, garage)
+        }
+        assert names == {
+            "House battery": [
+                "House battery",
+                "House battery pack 1",
+                "House battery pack 2",
+                "House battery pack 3",
+            ],
+            "Garage battery": ["Garage battery", "Garage battery pack 1", "Garage battery pack 2"],
+        }
+        # Pickers, the energy dashboard and the logbook show these ids and friendly names.
+        house_voltage = hass.states.get("sensor.house_battery_pack_2_voltage")
+        garage_voltage = hass.states.get("sensor.garage_battery_pack_2_voltage")
+        assert house_voltage.name == "House battery pack 2 Voltage"
+        assert garage_voltage.name == "Garage battery pack 2 Voltage"
+        assert hass.states.get("sensor.house_battery_energy_charged") is not None
+        assert hass.states.get("sensor.garage_battery_energy_charged").name == (
+            "Garage battery Energy charged"
+        )
+        # No id needed a "_2" to be unique: each is its friendly name, slugified.
+        entities = er.async_get(hass)
+        for entry in (house, garage):
+            for entity in er.async_entries_for_config_entry(entities, entry.entry_id):
+                if (state := hass.states.get(entity.entity_id)) is not None:
+                    assert entity.entity_id.split(".", 1)[1] == slugify(state.name)
+        for entry in (house, garage):
+            assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_default_names_of_a_second_and_third_stack(
+    hass: HomeAssistant, sim: Simulator, socket_enabled: None
+) -> None:
+    """Unnamed stacks default to RESS battery, then with the model, then numbered."""
+    first, default = await _add(hass, sim.url)
+    assert first.title == default == "RESS battery"
+    assert hass.states.get("sensor.ress_battery_pack_1_voltage") is not None
+    async with Simulator(packs=1, seed=7) as second, Simulator(packs=1, seed=8) as third:
+        entry, default = await _add(hass, second.url)
+        assert entry.title == default == "RESS battery P16S100A"
+        assert hass.states.get("sensor.ress_battery_p16s100a_pack_1_voltage") is not None
+        entry, default = await _add(hass, third.url)
+        assert entry.title == default == "RESS battery 2"
+        for entry in hass.config_entries.async_entries(DOMAIN):
+            assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_renaming_the_entry_renames_the_devices(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The entry's title is the stack's name: renamed, the devices follow; entity ids stay."""
+    hass.config_entries.async_update_entry(loaded_entry, title="Cellar battery")
+    await hass.async_block_till_done()
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
+    assert sorted(d.name for d in devices) == [
+        "Cellar battery",
+        "Cellar battery pack 1",
+        "Cellar battery pack 2",
+        "Cellar battery pack 3",
+    ]
+    state = hass.states.get("sensor.ress_battery_pack_1_voltage")
+    assert state.name == "Cellar battery pack 1 Voltage"
+
+
+async def test_an_entry_made_before_names_keeps_working(
+    hass: HomeAssistant, sim: Simulator
+) -> None:
+    """Old entries were titled "RESS battery <serial>": that title is their name now."""
+    serial = sim.pack(1).bms_serial
+    entry = MockConfigEntry(
+        domain=DOMAIN, title=f"RESS battery {serial}", unique_id=serial, data=_data(sim.url)
+    )
+    entry.add_to_hass(hass)
+    registry = er.async_get(hass)
+    # Its entities were registered under the old device names: their ids do not change.
+    registry.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{serial}_pack1_voltage",
+        config_entry=entry,
+        suggested_object_id="ress_battery_pack_1_voltage",
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    state = hass.states.get("sensor.ress_battery_pack_1_voltage")
+    assert state is not None
+    assert state.name == f"RESS battery {serial} pack 1 Voltage"
+
+
+def _data(url: str) -> dict[str, Any]:
+    return {
+        CONF_DEVICE: url,
+        CONF_BAUDRATE: 9600,
+        CONF_ADVANCED: {CONF_POLL_MODE: "auto", CONF_MASTER_ADDRESS: 1, CONF_TIMEOUT: TEST_TIMEOUT},
+    }
+
+
+# -- a forgotten flow, a gateway that is no battery --------------------------------------------
+
+
+async def test_a_forgotten_flow_does_not_lock_out_the_next(
+    hass: HomeAssistant, sim: Simulator
+) -> None:
+    """A flow left open on its confirm step: the owner adds the same stack again at once."""
+    forgotten = await _start(hass, "network")
+    forgotten = await hass.config_entries.flow.async_configure(forgotten["flow_id"], _form(sim.url))
+    assert forgotten["step_id"] == "confirm"  # and the browser tab is closed
+
+    result = await _start(hass, "network")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _form(sim.url))
+    assert result["type"] is FlowResultType.FORM  # not "already being configured"
+    assert result["step_id"] == "confirm"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    # The forgotten flow is gone: it cannot create a second entry later.
+    in_progress = [f["flow_id"] for f in hass.config_entries.flow.async_progress()]
+    assert forgotten["flow_id"] not in in_progress
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+    assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def _web_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A gateway's configuration web server: an HTTP error, then the connection closes."""
+    await reader.read(64)
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def _modbus(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A gateway in Modbus RTU mode: binary replies to whatever it gets, connection kept."""
+    while await reader.read(256):
+        writer.write(b"\x01\x83\x02\xc0\xf1")
+        await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("server", [_web_page, _modbus])
+async def test_a_gateway_that_is_no_battery(
+    hass: HomeAssistant, socket_enabled: None, server: Any
+) -> None:
+    """Bytes that are no frame at all: its own message, not "could not connect" or silence."""
+    listener = await asyncio.start_server(server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        result = await _start(hass, "network")
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _form(f"127.0.0.1:{port}")
+        )
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert result["errors"] == {"base": "not_a_battery"}
+
+
+# -- the options form tells the truth about poll times -----------------------------------------
+
+
+def test_poll_times_in_the_options_form_agree_with_the_docs() -> None:
+    """The options form, docs/configuration.md and docs/performance.md give the same figures."""
+    root = Path(__file__).resolve().parents[2]
+    strings = json.loads(
+        (root / "custom_components" / DOMAIN / "strings.json").read_text(encoding="utf-8")
+    )
+    form = strings["options"]["step"]["init"]["data_description"]["scan_interval"]
+    docs = " ".join((root / "docs" / "configuration.md").read_text(encoding="utf-8").split())
+    measured: dict[tuple[int, str], float] = {}
+    for line in (root / "docs" / "performance.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) > 5 and cells[0].isdigit() and cells[5].endswith(" s"):
+            measured[int(cells[0]), cells[1]] = float(cells[5].removesuffix(" s"))
+    figures = [
+        f"{measured[1, 'broadcast']:.1f} s for one pack",
+        f"{measured[4, 'broadcast']:.1f} s for 4 packs",
+        f"{measured[16, 'broadcast']:.1f} s for 16 packs",
+        f"{measured[16, 'relay'] / 16:.1f} s per pack",
+    ]
+    for figure in figures:
+        assert figure in form, figure
+        assert figure in docs, figure

@@ -158,7 +158,10 @@ async def test_rediscovery_keeps_packs_that_went_missing(
 ) -> None:
     """Direct mode rescans the bus; a pack missing from the scan is still polled."""
     entry = MockConfigEntry(
-        domain=DOMAIN, unique_id="direct", data=entry_data(sim.url, poll_mode="direct")
+        domain=DOMAIN,
+        title="RESS battery",
+        unique_id="direct",
+        data=entry_data(sim.url, poll_mode="direct"),
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -294,7 +297,10 @@ async def test_silent_stack_fails_update_and_recovers(
     interval (no growing back-off), so its return is seen at the next refresh."""
     serial = sim.pack(1).bms_serial
     entry = MockConfigEntry(
-        domain=DOMAIN, unique_id=serial, data=entry_data(sim.url, poll_mode="broadcast")
+        domain=DOMAIN,
+        title="RESS battery",
+        unique_id=serial,
+        data=entry_data(sim.url, poll_mode="broadcast"),
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

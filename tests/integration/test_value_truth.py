@@ -43,7 +43,10 @@ async def gateway(distinct: Simulator) -> AsyncIterator[Gateway]:
 
 async def set_up(hass: HomeAssistant, sim: Simulator, url: str, poll_mode: str) -> MockConfigEntry:
     entry = MockConfigEntry(
-        domain=DOMAIN, unique_id=sim.pack(1).bms_serial, data=entry_data(url, poll_mode=poll_mode)
+        domain=DOMAIN,
+        title="RESS battery",  # the stack's name: entity ids sensor.ress_battery_...
+        unique_id=sim.pack(1).bms_serial,
+        data=entry_data(url, poll_mode=poll_mode),
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
