@@ -53,6 +53,11 @@ class ResponseError(BmsError):
         what = f" to command {command:02X}H" if command is not None else ""
         super().__init__(f"BMS returned RTN {code:02X}H ({self.meaning}){what}")
 
+    @property
+    def retryable(self) -> bool:
+        """RTN 02/03: the BMS saw our request corrupted, so sending it again may work."""
+        return self.code in (0x02, 0x03)
+
 
 class CommandRefusedError(ResponseError):
     """RTN 09: the firmware refused the operation (for example a MOSFET switch under load)."""

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 import logging
 import time
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from serialx import create_serial_connection
 
@@ -51,7 +51,8 @@ from .errors import (
     LinkUnavailableError,
     ResponseError,
 )
-from .frame import Frame, FrameExtractor, decode_frame
+from .frame import Frame
+from .framing import ASCII, Extractor, Framing, Reply
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,9 +70,6 @@ LATE_WINDOW: Final = 5.0
 CONNECT_TIMEOUT: Final = 10.0
 BACKOFF_FIRST: Final = 1.0
 BACKOFF_MAX: Final = 60.0
-_RETRY_RTN: Final = frozenset({0x02, 0x03})
-"""The BMS saw our request corrupted (CHKSUM / LCHKSUM error): worth sending again."""
-_RESPONSE_CODES: Final = frozenset({*range(0x0A), 0x90, 0x91, 0xE1, 0xE2, 0xE3, 0xE4})
 
 type Direction = Literal["tx", "rx"]
 
@@ -133,7 +131,7 @@ class LinkStats:
 class _LinkProtocol(asyncio.Protocol):
     """Cuts frames out of the received bytes and hands them to the link."""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link[Any]) -> None:
         self._link = link
 
     def data_received(self, data: bytes) -> None:
@@ -143,8 +141,8 @@ class _LinkProtocol(asyncio.Protocol):
         self._link._on_lost(exc)
 
 
-class Link:
-    """An async request/response link to one bus of PACE BMSes."""
+class Link[R: Reply = Frame]:
+    """An async request/response link to one bus of BMSes, in one framing (ASCII by default)."""
 
     def __init__(
         self,
@@ -158,8 +156,11 @@ class Link:
         late_window: float = LATE_WINDOW,
         backoff_max: float = BACKOFF_MAX,
         recorder: Recorder | None = None,
+        framing: Framing[R] | None = None,
     ) -> None:
         self.url = url
+        self.framing: Framing[R] = framing or ASCII  # type: ignore[assignment]
+        """How frames are cut and read: :data:`~.framing.ASCII` or :data:`~.framing.MODBUS`."""
         self.baudrate = baudrate
         self.timeout = timeout
         self.retries = retries
@@ -172,8 +173,8 @@ class Link:
         self.recorder = recorder
         self.stats = LinkStats()
         self._transport: asyncio.BaseTransport | None = None
-        self._extractor = FrameExtractor()
-        self._queue: asyncio.Queue[tuple[bytes, Frame] | FrameError | BusContentionError] = (
+        self._extractor: Extractor = self.framing.extractor(None)
+        self._queue: asyncio.Queue[tuple[bytes, R] | FrameError | BusContentionError] = (
             asyncio.Queue()
         )
         self._in_flight: bytes | None = None
@@ -231,7 +232,7 @@ class Link:
             transport.close()
             await asyncio.sleep(0)  # let the transport run its connection_lost callback
 
-    async def __aenter__(self) -> Link:
+    async def __aenter__(self) -> Link[R]:
         await self.open()
         return self
 
@@ -252,7 +253,7 @@ class Link:
         if self._in_flight is not None and raw == self._in_flight:
             return  # our own request echoed by a half-duplex adapter
         try:
-            frame = decode_frame(raw)
+            frame = self.framing.parse(raw)
         except ChecksumError as err:
             self.stats.checksum_errors += 1
             self._queue.put_nowait(err)
@@ -261,11 +262,11 @@ class Link:
             self.stats.frame_errors += 1
             self._queue.put_nowait(err)
             return
-        if not frame.lchksum_ok:
+        if self.framing.tolerated(frame) == "lchksum":
             self.stats.lchksum_errors += 1
             if self.stats.lchksum_errors == 1:
                 _LOGGER.warning("%s: a reply with a wrong LCHKSUM was accepted", self.url)
-        if frame.cid2 not in _RESPONSE_CODES:
+        if self.framing.is_request(frame):
             # Another master asks: its answer will follow, and must not be taken for ours.
             self.stats.foreign_requests += 1
             self._drain_pending = True
@@ -301,7 +302,7 @@ class Link:
             self._owed.popleft()
         return bool(self._owed)
 
-    def _owed_answer(self, request: bytes, frame: Frame) -> bool:
+    def _owed_answer(self, request: bytes, frame: R) -> bool:
         """Whether ``frame`` may be the late answer of another request that timed out.
 
         If so it is taken as that answer (the BMS answers in order), and that request is no
@@ -340,7 +341,7 @@ class Link:
     async def exchange[T](
         self,
         request: bytes,
-        decode: Callable[[Frame], T],
+        decode: Callable[[R], T],
         *,
         timeout: float | None = None,
         retries: int | None = None,
@@ -355,7 +356,7 @@ class Link:
         :class:`ResponseError` (RTN 02/03, the BMS saw our frame corrupted, is retried).
         """
         retries = self.retries if retries is None else retries
-        command = int(request[7:9], 16)
+        command = self.framing.command(request)
         async with self._lock:
             self.stats.requests += 1
             for attempt in range(retries + 1):
@@ -366,7 +367,7 @@ class Link:
                         request, command, decode, timeout or self.timeout, expect_adr
                     )
                 except ResponseError as err:
-                    if err.code not in _RETRY_RTN or attempt == retries:
+                    if not err.retryable or attempt == retries:
                         raise
                 except (
                     BmsTimeoutError,
@@ -383,13 +384,14 @@ class Link:
         self,
         request: bytes,
         command: int,
-        decode: Callable[[Frame], T],
+        decode: Callable[[R], T],
         timeout: float,
         expect_adr: int | None,
     ) -> T:
         await self.open()
         await self._wait_for_quiet()
         self._discard_stale()
+        self._extractor = self.framing.extractor(request)
         transport = self._transport
         if transport is None:
             raise ConnectionLostError(f"{self.url}: connection lost")
@@ -405,19 +407,20 @@ class Link:
             # Nothing acceptable in time: the line drains before the next request. With no
             # answer at all, the answer may still come: owed. (A refused one came.)
             if isinstance(err, BmsTimeoutError):
-                adr = int(request[3:5], 16) if expect_adr is None else expect_adr
+                adr = self.framing.address(request) if expect_adr is None else expect_adr
                 self._owed.append(_Owed(request, adr, decode, sent + self.late_window))
             self._drain_pending = True
             raise
         finally:
             self._in_flight = None
             self._quiet_since = time.monotonic()
+            self._extractor = self.framing.extractor(None)
 
     async def _receive[T](
         self,
         request: bytes,
         command: int,
-        decode: Callable[[Frame], T],
+        decode: Callable[[R], T],
         timeout: float,
         sent: float,
         expect_adr: int | None,
@@ -446,13 +449,13 @@ class Link:
                     raise ConnectionLostError(f"{self.url}: connection lost") from item
                 raise item
             raw, frame = item
-            if frame.adr != int(request[3:5], 16):
+            if frame.adr != self.framing.address(request):
                 self.stats.address_mismatches += 1
             if expect_adr is not None and frame.adr != expect_adr:
                 self.stats.stale_frames += 1
                 continue  # another BMS on the bus, or another master's exchange
             try:
-                frame.raise_for_rtn(command)
+                self.framing.raise_for_error(frame, request)
                 result = decode(frame)
             except ResponseError:
                 self.stats.response_errors += 1
@@ -478,5 +481,5 @@ class _Owed:
     request: bytes
     adr: int
     """The ADR its answer carries."""
-    decode: Callable[[Frame], object]
+    decode: Callable[[Any], object]
     expires: float

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import BmsError, ChecksumError, DecodeError, FrameError
+from .errors import BmsError, ChecksumError, DecodeError, FrameError, ResponseError
 
 READ_COILS: Final = 0x01
 READ_HOLDING: Final = 0x03
@@ -118,18 +118,25 @@ def decode_request(raw: bytes) -> ReadRequest:
         raise FrameError(f"not a read request: {err}") from None
 
 
-class ModbusExceptionError(BmsError):
+class ModbusExceptionError(ResponseError):
     """The device answered with a Modbus exception (function | 0x80, code)."""
 
     def __init__(self, unit: int, function: int, code: int) -> None:
+        BmsError.__init__(
+            self,
+            f"unit {unit} answered function {function:02X}H with exception {code:02X}H "
+            f"({EXCEPTION_CODES.get(code, 'unknown exception code')})",
+        )
         self.unit = unit
         self.function = function
         self.code = code
+        self.command = function
         self.meaning = EXCEPTION_CODES.get(code, "unknown exception code")
-        super().__init__(
-            f"unit {unit} answered function {function:02X}H with exception {code:02X}H "
-            f"({self.meaning})"
-        )
+
+    @property
+    def retryable(self) -> bool:
+        """Only "slave device busy" is worth asking again at once."""
+        return self.code == 0x06
 
 
 @dataclass(frozen=True, slots=True)
