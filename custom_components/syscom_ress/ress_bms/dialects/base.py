@@ -1,0 +1,207 @@
+"""The shared base of every dialect: what a dialect can do, and layouts as field tables.
+
+A dialect module (one per protocol a rack battery may speak: ``pace``, ``seplos``,
+``pylontech``, ``eg4``, ``pace_modbus``, ``seplos_v3``) describes itself with a
+:class:`DialectInfo` and decodes its replies into the typed values the rest of the library
+already uses (:class:`~..analog.PackAnalog`, :class:`~..status.PackStatus`). Its frame layouts
+are tables of :class:`Field` (byte layouts read in order, with counted repeats: the ASCII
+dialects) or :class:`Register` (register maps: the Modbus dialects), read by
+:func:`read_fields` and :func:`read_registers`; no decoder walks offsets by hand.
+
+Code above the dialects never asks for a dialect by name: it asks :attr:`DialectInfo.can`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+from ..errors import DecodeError
+from ..framing import Framing
+from ..modbus import ReadReply
+
+type Kind = Literal["u8", "u16", "i16", "u32", "i32", "text", "raw"]
+type Value = int | float | str | bytes | tuple[int | float, ...]
+
+SIZES: Final[dict[str, int]] = {"u8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4}
+
+
+class Capability(StrEnum):
+    """What a dialect's documents define precisely enough to use."""
+
+    TELEMETRY = "telemetry"
+    """Cell and pack voltages, current, temperatures, capacities, SOC."""
+    ALARMS = "alarms"
+    """Protection, alarm and fault bits, MOS states."""
+    PARAMETERS_READ = "parameters_read"
+    PARAMETERS_WRITE = "parameters_write"
+    """Only where the document defines the write frame byte for byte, and its read-back."""
+    CONTROLS = "controls"
+    """MOS switching, forced shutdown, buzzer and the like."""
+    HISTORY = "history"
+    CLOCK = "clock"
+
+
+class MultiPack(StrEnum):
+    """How a dialect reaches every pack of a stack."""
+
+    MASTER_RELAY = "master_relay"
+    """The master answers for every pack, all at once (COMMAND FF) or one by one (PACE)."""
+    PER_ADDRESS = "per_address"
+    """Each pack answers at its own address on a multi-drop bus."""
+    GROUP_MASTER = "group_master"
+    """A group master answers for its group, each slave at its own address (Pylontech)."""
+    SYSTEM_UNIT = "system_unit"
+    """A system unit holds the bank summary, each pack its own unit (Seplos V3)."""
+    SINGLE = "single"
+    """One pack per link as far as the documents tell."""
+
+
+@dataclass(frozen=True, slots=True)
+class DialectInfo:
+    """What one dialect is, speaks and can do."""
+
+    name: str
+    """The key used in config entries, the CLI's ``--dialect`` and the simulator."""
+    title: str
+    framing: Framing[Any]
+    baudrates: tuple[int, ...]
+    """Tried in this order; the first is the document's default."""
+    capabilities: frozenset[Capability]
+    multipack: MultiPack
+    brands: tuple[str, ...] = ()
+    """Batteries known to speak it (docs' supported-batteries table)."""
+    reasons: Mapping[Capability, str] = field(default_factory=dict)
+    """Why a capability is missing (read-only where no document defines the write)."""
+
+    def can(self, capability: Capability) -> bool:
+        """Whether this dialect does ``capability``."""
+        return capability in self.capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One item of a byte layout, read in order.
+
+    ``count`` repeats the item: a number, or the name of an earlier field that holds it.
+    ``scale`` multiplies numbers (0.001 for mV -> V); ``offset`` is added after scaling
+    (-273.1 for 0.1 K words). ``text`` and ``raw`` take ``size`` bytes.
+    """
+
+    name: str
+    kind: Kind = "u16"
+    scale: float = 1.0
+    offset: float = 0.0
+    count: int | str | None = None
+    size: int = 0
+    digits: int | None = None
+    """Round a scaled value to this many digits (None: keep ints as ints)."""
+
+    def _size(self) -> int:
+        return self.size if self.kind in ("text", "raw") else SIZES[self.kind]
+
+
+def _number(raw: bytes, kind: Kind) -> int:
+    return int.from_bytes(raw, signed=kind in ("i16", "i32"))
+
+
+def _scaled(item: Field | Register, raw: int) -> int | float:
+    if item.scale == 1.0 and item.offset == 0.0:
+        return raw
+    value = raw * item.scale + item.offset
+    return round(value, item.digits) if item.digits is not None else value
+
+
+def read_fields(layout: Sequence[Field], data: bytes, pos: int = 0) -> tuple[dict[str, Value], int]:
+    """Read ``layout`` from ``data`` at ``pos``; return the values by name and the end position.
+
+    Raises :class:`~..errors.DecodeError` when the data runs out or a count is not known.
+    """
+    values: dict[str, Value] = {}
+    for item in layout:
+        count = item.count
+        if isinstance(count, str):
+            known = values.get(count)
+            if not isinstance(known, int):
+                raise DecodeError(f"{item.name}: count field {count!r} not read before")
+            count = known
+        size = item._size()
+        repeats = 1 if count is None else count
+        end = pos + size * repeats
+        if repeats < 0 or end > len(data):
+            raise DecodeError(f"{item.name}: {size * repeats} bytes at offset {pos} of {len(data)}")
+        if item.kind == "text":
+            values[item.name] = (
+                data[pos:end].replace(b"\x00", b" ").decode("ascii", "replace").strip()
+            )
+        elif item.kind == "raw":
+            values[item.name] = data[pos:end]
+        else:
+            numbers = tuple(
+                _scaled(item, _number(data[p : p + size], item.kind)) for p in range(pos, end, size)
+            )
+            values[item.name] = numbers if count is not None else numbers[0]
+        pos = end
+    return values, pos
+
+
+type WordOrder = Literal["high_first", "low_first"]
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """One value of a register map: ``words`` registers from ``address``.
+
+    32-bit values are two registers; ``word_order`` says which comes first (Seplos V3 sends the
+    low word first). ``count`` repeats the value over consecutive registers.
+    """
+
+    name: str
+    address: int
+    kind: Kind = "u16"
+    scale: float = 1.0
+    offset: float = 0.0
+    count: int | None = None
+    word_order: WordOrder = "high_first"
+    digits: int | None = None
+
+    @property
+    def words(self) -> int:
+        """Registers one value takes."""
+        return 2 if self.kind in ("u32", "i32") else 1
+
+    @property
+    def last(self) -> int:
+        """The last register address this value uses."""
+        return self.address + self.words * (self.count or 1) - 1
+
+
+def read_registers(table: Sequence[Register], reply: ReadReply) -> dict[str, Value]:
+    """Read every value of ``table`` that ``reply`` holds (values outside it are left out)."""
+    start, stop = reply.request.start, reply.request.start + reply.request.count
+    values: dict[str, Value] = {}
+    for item in table:
+        if item.address < start or item.last >= stop:
+            continue
+        numbers = []
+        for index in range(item.count or 1):
+            first = item.address + index * item.words
+            words = [reply.register(first + w) for w in range(item.words)]
+            if item.word_order == "low_first":
+                words.reverse()
+            raw = 0
+            for word in words:
+                raw = raw << 16 | word
+            if item.kind in ("i16", "i32"):
+                bits = 16 * item.words
+                raw = raw - (1 << bits) if raw >> (bits - 1) else raw
+            numbers.append(_scaled(item, raw))
+        values[item.name] = tuple(numbers) if item.count is not None else numbers[0]
+    return values
+
+
+def celsius_from_deci_kelvin(raw: int) -> float:
+    """0.1 K words (2731 = 0.0 °C in the Seplos and Pylontech documents) to °C."""
+    return round((raw - 2731) / 10, 1)
