@@ -48,6 +48,9 @@ class PackAnalog:
     cycles: int
     user_defined_count: int = 3
     extension: bytes = b""
+    reported_soc: float | None = field(default=None, kw_only=True)
+    """SOC as a dialect's own field carries it (Seplos, Pylontech, Modbus): used as is."""
+    reported_soh: float | None = field(default=None, kw_only=True)
     soc: float = field(init=False)
     soh: float = field(init=False)
     soc_source: Source = field(init=False)
@@ -55,12 +58,16 @@ class PackAnalog:
 
     def __post_init__(self) -> None:
         ext = self.extension
-        if ext and ext[0] <= 100:
+        if self.reported_soc is not None:
+            soc, soc_source = float(self.reported_soc), "bms"
+        elif ext and ext[0] <= 100:
             soc, soc_source = float(ext[0]), "bms"
         else:
             soc = 100 * self.remaining_capacity / self.full_capacity if self.full_capacity else 0
             soc, soc_source = round(min(soc, 100.0), 1), "computed"
-        if len(ext) >= 10 and ext[9] <= 100:
+        if self.reported_soh is not None:
+            soh, soh_source = float(self.reported_soh), "bms"
+        elif len(ext) >= 10 and ext[9] <= 100:
             soh, soh_source = float(ext[9]), "bms"
         else:
             soh = 100 * self.full_capacity / self.design_capacity if self.design_capacity else 0
