@@ -287,9 +287,16 @@ class StackControl:
         self, address: int, changes: Mapping[str, float], *, dry_run: bool = False
     ) -> WriteResult:
         """Validate, write (read-modify-write) and read back; refresh the pack afterwards."""
-        with translate_errors(address):
-            params.validate(changes, {})  # refused before any byte goes out
-            result = await self._client.write_parameters(changes, address, dry_run=dry_run)
+        try:
+            with translate_errors(address):
+                params.validate(changes, {})  # refused before any byte goes out
+                result = await self._client.write_parameters(changes, address, dry_run=dry_run)
+        except HomeAssistantError as err:
+            if isinstance(kept := err.__cause__, WriteNotKeptError):
+                # What the pack holds now: the values it kept, the others as read back.
+                read = {key: value for key, (_wrote, value) in kept.mismatches.items()}
+                self._store(address, {**self._parameters.get(address, {}), **changes, **read})
+            raise
         if not dry_run:
             self._store(address, {**self._parameters.get(address, {}), **result.new})
             await self.coordinator.async_request_refresh()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from homeassistant.components.number import (
     ATTR_VALUE,
     DOMAIN as NUMBER_DOMAIN,
@@ -12,6 +14,7 @@ from homeassistant.const import (
     ATTR_DEVICE_CLASS,
     ATTR_ENTITY_ID,
     ATTR_UNIT_OF_MEASUREMENT,
+    EVENT_STATE_CHANGED,
     STATE_UNAVAILABLE,
     EntityCategory,
 )
@@ -19,10 +22,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.syscom_ress.const import DOMAIN
-from custom_components.syscom_ress.number import NUMBERS, UNITS
+from custom_components.syscom_ress.number import NUMBERS, UNITS, WEBSOCKET_LOGGER
 from custom_components.syscom_ress.ress_bms.commands import Command
 from custom_components.syscom_ress.ress_bms.params import PARAMETERS
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
@@ -146,8 +150,19 @@ async def test_a_write_the_rules_refuse_sends_nothing(
             {ATTR_ENTITY_ID: f"number.{PACK1}cell_over_voltage_alarm_threshold", ATTR_VALUE: 3.7},
             blocking=True,
         )
-    assert err.value.translation_key == "invalid_parameters"
-    assert "must stay below" in str(err.value)
+    assert err.value.translation_key == "number_must_stay_below"
+    assert err.value.translation_placeholders == {
+        "entity": "RESS battery pack 1 Cell over-voltage alarm threshold",
+        "value": "3.7 V",
+        "other": "RESS battery pack 1 Cell over-voltage protection threshold",
+        "other_value": "3.65 V",
+        "current": "3.5 V",
+    }
+    assert str(err.value) == (
+        "RESS battery pack 1 Cell over-voltage alarm threshold cannot be 3.7 V: it must stay "
+        "below RESS battery pack 1 Cell over-voltage protection threshold, which is 3.65 V. "
+        "Nothing was written; the pack keeps 3.5 V"
+    )
     assert Command.CELL_OV_WRITE not in link.stats.last_frames
     assert sim.pack(1).bms.value("cell_over_voltage_alarm") == 3.5
 
@@ -169,8 +184,12 @@ async def test_a_value_the_bms_did_not_keep(
             {ATTR_ENTITY_ID: LOW_SOC, ATTR_VALUE: 20},
             blocking=True,
         )
-    assert err.value.translation_key == "write_not_kept"
-    assert "low_soc_alarm: wrote 20, reads 5" in str(err.value)
+    assert err.value.translation_key == "number_not_kept"
+    assert err.value.translation_placeholders == {
+        "entity": "RESS battery pack 1 Low SOC alarm threshold",
+        "value": "20 %",
+        "kept": "5 %",
+    }
     assert float(hass.states.get(LOW_SOC).state) == 5
 
 
@@ -231,3 +250,147 @@ async def test_only_packs_that_answer_for_themselves(
     assert hass.states.get(CELL_OV) is not None
     assert hass.states.get(f"sensor.{PACK2}voltage") is not None  # relayed values still come
     assert hass.states.get(f"number.{PACK2}cell_over_voltage_protection_threshold") is None
+
+
+@pytest.mark.usefixtures("enable_numbers")
+async def test_a_refused_value_is_replaced_by_what_the_pack_holds(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """After a refusal the state is written again (unchanged): the box drops the typed value."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    alarm = f"number.{PACK1}cell_over_voltage_alarm_threshold"
+    written = async_capture_events(hass, EVENT_STATE_CHANGED)
+    for value in (3.7, 3.453):
+        with pytest.raises(ServiceValidationError):
+            await hass.services.async_call(
+                NUMBER_DOMAIN,
+                SERVICE_SET_VALUE,
+                {ATTR_ENTITY_ID: alarm, ATTR_VALUE: value},
+                blocking=True,
+            )
+    shown = [e.data["new_state"].state for e in written if e.data["entity_id"] == alarm]
+    assert shown == ["3.5", "3.5"]  # one write per refusal, each the pack's value
+
+
+@pytest.mark.usefixtures("enable_numbers")
+async def test_an_off_step_value_is_refused_with_the_steps_around_it(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """3.453 V on a 0.01 V step is refused, not rounded in silence; nothing goes out."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    link = loaded_entry.runtime_data.link
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            NUMBER_DOMAIN,
+            SERVICE_SET_VALUE,
+            {ATTR_ENTITY_ID: CELL_OV, ATTR_VALUE: 3.453},
+            blocking=True,
+        )
+    assert err.value.translation_key == "number_off_step"
+    assert str(err.value) == (
+        "RESS battery pack 1 Cell over-voltage protection threshold goes in steps of 0.01 V "
+        "from 2.5 V, so 3.453 V cannot be set: choose 3.45 V or 3.46 V. Nothing was written"
+    )
+    assert Command.CELL_OV_WRITE not in link.stats.last_frames
+    assert sim.pack(1).bms.value("cell_over_voltage_protection") == 3.65
+    assert float(hass.states.get(CELL_OV).state) == 3.65
+
+
+@pytest.mark.usefixtures("enable_numbers")
+async def test_a_disabled_partner_is_named_too(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """The rule partner's number may be disabled (no state): its name comes from the registry."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    registry = er.async_get(hass)
+    registry.async_update_entity(CELL_OV, disabled_by=er.RegistryEntryDisabler.USER)
+    await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get(CELL_OV) is None
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            NUMBER_DOMAIN,
+            SERVICE_SET_VALUE,
+            {ATTR_ENTITY_ID: f"number.{PACK1}cell_over_voltage_alarm_threshold", ATTR_VALUE: 3.7},
+            blocking=True,
+        )
+    assert err.value.translation_placeholders["other"] == (
+        "RESS battery pack 1 Cell over-voltage protection threshold"
+    )
+
+
+@pytest.mark.usefixtures("enable_numbers")
+async def test_a_value_the_pack_changed_is_shown(
+    hass: HomeAssistant,
+    sim: Simulator,
+    loaded_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pack acknowledges but keeps a value of its own: the number shows that one."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    settings = sim.pack(1).bms.settings
+    original = settings.write
+
+    def clamp(group, payload):  # type: ignore[no-untyped-def]
+        rtn = original(group, payload)
+        settings.set("low_soc_alarm", 10)
+        return rtn
+
+    monkeypatch.setattr(settings, "write", clamp)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            NUMBER_DOMAIN,
+            SERVICE_SET_VALUE,
+            {ATTR_ENTITY_ID: LOW_SOC, ATTR_VALUE: 20},
+            blocking=True,
+        )
+    assert err.value.translation_placeholders["kept"] == "10 %"
+    assert float(hass.states.get(LOW_SOC).state) == 10
+
+
+@pytest.mark.usefixtures("enable_numbers")
+async def test_refusals_are_logged_at_info(
+    hass: HomeAssistant,
+    sim: Simulator,
+    loaded_entry: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """From the frontend: the error reaches the owner, translated; the log has no ERROR for it."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    client = await hass_ws_client(hass)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    await client.send_json_auto_id(
+        {
+            "type": "call_service",
+            "domain": NUMBER_DOMAIN,
+            "service": SERVICE_SET_VALUE,
+            "service_data": {ATTR_ENTITY_ID: CELL_OV, ATTR_VALUE: 3.453},
+        }
+    )
+    reply = await client.receive_json()
+    assert reply["success"] is False
+    assert reply["error"]["translation_key"] == "number_off_step"
+    assert reply["error"]["translation_domain"] == DOMAIN
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any(
+        r.levelno == logging.INFO and "3.453 V cannot be set" in r.getMessage()
+        for r in caplog.records
+        if r.name == WEBSOCKET_LOGGER
+    )
+
+    # A pack that does not answer is a failure, not a refusal: Home Assistant's error stays.
+    sim.set_offline(1)
+    caplog.clear()
+    await client.send_json_auto_id(
+        {
+            "type": "call_service",
+            "domain": NUMBER_DOMAIN,
+            "service": SERVICE_SET_VALUE,
+            "service_data": {ATTR_ENTITY_ID: CELL_OV, ATTR_VALUE: 3.6},
+        }
+    )
+    reply = await client.receive_json()
+    assert reply["error"]["translation_key"] == "pack_no_reply"
+    assert any(r.levelno == logging.ERROR for r in caplog.records if r.name == WEBSOCKET_LOGGER)

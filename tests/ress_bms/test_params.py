@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ress_bms import params
 from ress_bms.commands import ALLOWED_COMMANDS
 from ress_bms.errors import ValidationError
 from ress_bms.frame import decode_frame
@@ -147,3 +148,35 @@ def test_every_value_in_range_on_a_step_is_representable(param) -> None:  # type
     for value in (param.minimum, param.maximum, param.minimum + param.step):
         assert param.check(value) is None
         assert param.decode_raw(param.raw(value)) == pytest.approx(value)
+
+
+def test_problems_say_what_is_wrong_for_callers_to_explain() -> None:
+    """Each refusal carries its reason and, for a rule, the partner and the side to stay on."""
+    current = params.default_values()
+    with pytest.raises(params.ParameterValidationError) as err:
+        params.validate({"cell_over_voltage_alarm": 3.7}, current)
+    (problem,) = err.value.problems
+    assert (problem.key, problem.reason, problem.value) == ("cell_over_voltage_alarm", "order", 3.7)
+    assert (problem.other, problem.other_value, problem.below) == (
+        "cell_over_voltage_protection",
+        3.65,
+        True,
+    )
+    assert str(err.value) == problem.text
+    with pytest.raises(params.ParameterValidationError) as err:
+        params.validate({"cell_over_voltage_protection": 3.4}, current)
+    assert {(p.other, p.below) for p in err.value.problems} == {
+        ("cell_over_voltage_alarm", False),
+    }
+    with pytest.raises(params.ParameterValidationError) as err:
+        params.validate({"cell_over_voltage_alarm": 3.453, "nope": 1}, current)
+    assert [p.reason for p in err.value.problems] == ["unknown", "step"]
+
+
+def test_steps_around_an_off_step_value() -> None:
+    parameter = params.PARAMETERS_BY_KEY["cell_over_voltage_protection"]
+    assert not parameter.on_step(3.453)
+    assert parameter.neighbours(3.453) == (3.45, 3.46)
+    assert parameter.on_step(3.6000000001)
+    assert parameter.snap(3.6000000001) == 3.6
+    assert params.PARAMETERS_BY_KEY["cell_over_voltage_delay"].neighbours(19.9) == (19.5, 20.0)

@@ -62,24 +62,83 @@ class Parameter:
 
     def check(self, value: float) -> str | None:
         """Why this value cannot be written, or ``None`` when it can."""
+        problem = self.problem(value)
+        return None if problem is None else problem.text
+
+    def problem(self, value: float) -> Problem | None:
+        """Why this value cannot be written (see :class:`Problem`), or ``None`` when it can."""
         if not isinstance(value, (int, float)) or not math.isfinite(value):
-            return f"{self.key}: {value!r} is not a number"
+            return Problem(self.key, "not_a_number", f"{self.key}: {value!r} is not a number")
         if not self.minimum <= value <= self.maximum:
-            return (
+            return Problem(
+                self.key,
+                "range",
                 f"{self.key}: {value:g} {self.unit} is outside "
-                f"{self.minimum:g}..{self.maximum:g} {self.unit}"
+                f"{self.minimum:g}..{self.maximum:g} {self.unit}",
+                value,
             )
-        steps = (value - self.minimum) / self.step
-        if abs(steps - round(steps)) > 1e-6:
-            return f"{self.key}: {value:g} {self.unit} is not a multiple of {self.step:g}"
+        if not self.on_step(value):
+            return Problem(
+                self.key,
+                "step",
+                f"{self.key}: {value:g} {self.unit} is not a multiple of {self.step:g}",
+                value,
+            )
         raw = self.raw(value)
         if not 0 <= raw < 1 << (8 * self.size) or abs(self.decode_raw(raw) - value) > 1e-6:
-            return f"{self.key}: {value:g} {self.unit} cannot be represented by the BMS"
+            return Problem(
+                self.key,
+                "representation",
+                f"{self.key}: {value:g} {self.unit} cannot be represented by the BMS",
+                value,
+            )
         return None
+
+    def on_step(self, value: float) -> bool:
+        """Whether ``value`` is a step of the table from the minimum (to float noise)."""
+        steps = (value - self.minimum) / self.step
+        return abs(steps - round(steps)) <= 1e-6
+
+    def snap(self, value: float) -> float:
+        """``value`` on the step (for float noise, e.g. from a unit conversion)."""
+        return _tidy(self.minimum + round((value - self.minimum) / self.step) * self.step)
+
+    def neighbours(self, value: float) -> tuple[float, float]:
+        """The steps just below and just above an off-step ``value``, within the range."""
+        below = _tidy(self.minimum + math.floor((value - self.minimum) / self.step) * self.step)
+        above = _tidy(below + self.step)
+        return max(below, self.minimum), min(above, self.maximum)
 
     def decode_raw(self, raw: int) -> float:
         """The value of a raw integer."""
         return _tidy(raw * self.scale + self.base)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a set of values cannot be written, for callers that explain it their way.
+
+    ``reason``: ``unknown`` (no such parameter), ``not_a_number``, ``range``, ``step`` (not a
+    multiple of the step), ``representation`` (the BMS's encoding cannot hold it) or ``order``
+    (a rule of :data:`RULES`: ``key`` must stay below ``other`` when ``below``, else above it).
+    ``text`` is the English line :class:`ParameterValidationError` lists.
+    """
+
+    key: str
+    reason: str
+    text: str
+    value: float | None = None
+    other: str | None = None
+    other_value: float | None = None
+    below: bool = True
+
+
+class ParameterValidationError(ValidationError):
+    """A set of values the table refuses, with each :class:`Problem` for callers to explain."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(p.text for p in self.problems))
 
 
 def _tidy(value: float) -> float:
@@ -324,17 +383,22 @@ def groups_for(keys: Iterable[str]) -> tuple[ParameterGroup, ...]:
 def validate(changes: Mapping[str, float], current: Mapping[str, float]) -> dict[str, float]:
     """Check a set of changes against the table and the values they leave in the BMS.
 
-    Returns the merged values. Raises :class:`ValidationError` listing every problem, so that
-    nothing is sent unless the whole set is valid.
+    Returns the merged values. Raises :class:`ParameterValidationError` (a
+    :class:`ValidationError`) listing every problem, so that nothing is sent unless the whole set
+    is valid.
     """
-    problems = [f"{key}: unknown parameter" for key in changes if key not in PARAMETERS_BY_KEY]
+    problems = [
+        Problem(key, "unknown", f"{key}: unknown parameter")
+        for key in changes
+        if key not in PARAMETERS_BY_KEY
+    ]
     problems += [
         problem
         for key, value in changes.items()
-        if key in PARAMETERS_BY_KEY and (problem := PARAMETERS_BY_KEY[key].check(value))
+        if key in PARAMETERS_BY_KEY and (problem := PARAMETERS_BY_KEY[key].problem(value))
     ]
     if problems:
-        raise ValidationError("; ".join(problems))
+        raise ParameterValidationError(problems)
     merged = {**current, **changes}
     for rule in RULES:
         if (
@@ -344,11 +408,17 @@ def validate(changes: Mapping[str, float], current: Mapping[str, float]) -> dict
         ):
             lower, upper = merged[rule.lower], merged[rule.upper]
             if not lower < upper:
-                problems.append(
-                    f"{rule.lower} ({lower:g}) must stay below {rule.upper} ({upper:g})"
-                )
+                text = f"{rule.lower} ({lower:g}) must stay below {rule.upper} ({upper:g})"
+                if rule.lower in changes:
+                    problems.append(
+                        Problem(rule.lower, "order", text, lower, rule.upper, upper, below=True)
+                    )
+                else:
+                    problems.append(
+                        Problem(rule.upper, "order", text, upper, rule.lower, lower, below=False)
+                    )
     if problems:
-        raise ValidationError("; ".join(problems))
+        raise ParameterValidationError(problems)
     return merged
 
 
