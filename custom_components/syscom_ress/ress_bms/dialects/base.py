@@ -13,7 +13,7 @@ Code above the dialects never asks for a dialect by name: it asks :attr:`Dialect
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Literal
@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from ..errors import DecodeError
 from ..framing import Framing
 from ..modbus import ReadReply
+from ..status import PackStatus
 
 type Kind = Literal["u8", "u16", "i16", "u32", "i32", "text", "raw"]
 type Value = int | float | str | bytes | tuple[int | float, ...]
@@ -155,7 +156,11 @@ class Register:
     """One value of a register map: ``words`` registers from ``address``.
 
     32-bit values are two registers; ``word_order`` says which comes first (Seplos V3 sends the
-    low word first). ``count`` repeats the value over consecutive registers.
+    low word first). ``count`` repeats the value over consecutive registers. ``u8`` is the low
+    byte of one register (a UINT8 stored in a 16-bit register, high byte documented as 00).
+    ``text`` and ``raw`` take ``count`` registers, two bytes each, high byte first: one string
+    (NULs dropped) or the bytes. ``minimum`` / ``maximum`` are the documented range of the
+    scaled value: :func:`read_registers` refuses a value outside it.
     """
 
     name: str
@@ -166,6 +171,8 @@ class Register:
     count: int | None = None
     word_order: WordOrder = "high_first"
     digits: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def words(self) -> int:
@@ -179,11 +186,24 @@ class Register:
 
 
 def read_registers(table: Sequence[Register], reply: ReadReply) -> dict[str, Value]:
-    """Read every value of ``table`` that ``reply`` holds (values outside it are left out)."""
+    """Read every value of ``table`` that ``reply`` holds (values outside it are left out).
+
+    Raises :class:`~..errors.DecodeError` for a value outside its documented range.
+    """
     start, stop = reply.request.start, reply.request.start + reply.request.count
     values: dict[str, Value] = {}
     for item in table:
         if item.address < start or item.last >= stop:
+            continue
+        if item.kind in ("text", "raw"):
+            data = b"".join(
+                reply.register(item.address + i).to_bytes(2) for i in range(item.count or 1)
+            )
+            values[item.name] = (
+                data.replace(b"\x00", b" ").decode("ascii", "replace").strip()
+                if item.kind == "text"
+                else data
+            )
             continue
         numbers = []
         for index in range(item.count or 1):
@@ -194,12 +214,69 @@ def read_registers(table: Sequence[Register], reply: ReadReply) -> dict[str, Val
             raw = 0
             for word in words:
                 raw = raw << 16 | word
-            if item.kind in ("i16", "i32"):
+            if item.kind == "u8":
+                raw &= 0xFF
+            elif item.kind in ("i16", "i32"):
                 bits = 16 * item.words
                 raw = raw - (1 << bits) if raw >> (bits - 1) else raw
-            numbers.append(_scaled(item, raw))
+            value = _scaled(item, raw)
+            if (item.minimum is not None and value < item.minimum) or (
+                item.maximum is not None and value > item.maximum
+            ):
+                raise DecodeError(
+                    f"{item.name} (register {item.address}): {value} outside "
+                    f"{item.minimum}..{item.maximum}"
+                )
+            numbers.append(value)
         values[item.name] = tuple(numbers) if item.count is not None else numbers[0]
     return values
+
+
+def read_replies(table: Sequence[Register], replies: Iterable[ReadReply]) -> dict[str, Value]:
+    """Every value of ``table`` that any of ``replies`` holds (a later reply wins)."""
+    values: dict[str, Value] = {}
+    for reply in replies:
+        values.update(read_registers(table, reply))
+    return values
+
+
+def span(table: Sequence[Register]) -> tuple[int, int]:
+    """The first register and the register count of the one read that holds all of ``table``."""
+    first = min(item.address for item in table)
+    return first, max(item.last for item in table) - first + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One documented bit of a dialect's flag word or status byte (bit 0 = least significant).
+
+    ``name`` says what the document says; ``key`` is the :data:`~..status.STATUS_BITS` key of
+    the same meaning, or ``None`` where no shared bit means the same (then ``name`` is listed in
+    :attr:`DialectStatus.extra` while the bit is set).
+    """
+
+    bit: int
+    name: str
+    key: str | None = None
+
+
+def active_flags(value: int, flags: Iterable[Flag]) -> tuple[list[str], list[str]]:
+    """The shared keys and the dialect-only names of the ``flags`` set in ``value``."""
+    keys: list[str] = []
+    extra: list[str] = []
+    for flag in flags:
+        if value >> flag.bit & 1:
+            (keys if flag.key is not None else extra).append(flag.key or flag.name)
+    return keys, extra
+
+
+@dataclass(frozen=True, slots=True)
+class DialectStatus:
+    """A pack's status in the shared bits, plus the dialect's set bits that have no shared key."""
+
+    status: PackStatus
+    extra: tuple[str, ...] = ()
+    """Names of the set dialect-only bits, in the dialect's table order."""
 
 
 def celsius_from_deci_kelvin(raw: int) -> float:
