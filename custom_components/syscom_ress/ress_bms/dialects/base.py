@@ -277,6 +277,42 @@ class DialectStatus:
     status: PackStatus
     extra: tuple[str, ...] = ()
     """Names of the set dialect-only bits, in the dialect's table order."""
+    raw: Mapping[str, int] = field(default_factory=dict)
+    """Every flag word or byte as read, by the dialect's name for it (reserved bits included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One protected limit as a dialect's parameters give it; ``None`` where it has no such value.
+
+    ``alarm`` warns and ``protection`` trips; each ``*_release`` is where it clears again;
+    ``delay`` is in seconds. Values are in the unit of the quantity (V, A, °C, %).
+    """
+
+    protection: float | None = None
+    protection_release: float | None = None
+    alarm: float | None = None
+    alarm_release: float | None = None
+    delay: float | None = None
+
+
+def thresholds(values: Mapping[str, Value]) -> dict[str, Any]:
+    """Group table values named ``limit.part`` into a :class:`Threshold` per ``limit``.
+
+    ``pack_over_voltage.alarm`` and ``pack_over_voltage.delay`` become
+    ``pack_over_voltage=Threshold(alarm=..., delay=...)``; other names are kept as they are.
+    """
+    grouped: dict[str, Any] = {}
+    parts: dict[str, dict[str, Value]] = {}
+    for name, value in values.items():
+        limit, dot, part = name.partition(".")
+        if dot:
+            parts.setdefault(limit, {})[part] = value
+        else:
+            grouped[name] = value
+    for limit, known in parts.items():
+        grouped[limit] = Threshold(**known)  # type: ignore[arg-type]
+    return grouped
 
 
 def celsius_from_deci_kelvin(raw: int) -> float:
