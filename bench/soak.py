@@ -239,22 +239,6 @@ class SoakHome(devhome.DevHome):
             SOAK_YAML.format(time_zone=devhome._time_zone(), http=http), encoding="utf-8"
         )
 
-    @property
-    def log_path(self) -> Path:
-        """Home Assistant's log file."""
-        return self.config_dir / "home-assistant.log"
-
-    def rss_kib(self) -> int | None:
-        """Resident memory of the Home Assistant process."""
-        proc = self.hass.proc if self.hass is not None else None
-        if proc is None or proc.poll() is not None:
-            return None
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return None
-
 
 class Control:
     """A JSON-lines client of the simulator's control socket."""
@@ -751,6 +735,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         await asyncio.gather(*tasks, return_exceptions=True)
         say("stopping Home Assistant, the simulator and the gateway")
         await asyncio.shield(_stop_all(home, gateway, control))
+        recorder.write("gateway", events=[[round(w, 3), k] for w, k in gateway.events])
         recorder.close()
     assert run is not None
     report = analyse(run)
@@ -877,29 +862,29 @@ class Report:
                 like = f"; fits pack {', '.join(map(str, w.matches))}" if w.matches else ""
                 lines.append(
                     f"pack {pack} {w.key} = {w.value:g} at {_clock(w.t)} ({w.phase}): its truth "
-                    f"was {w.low:g}..{w.high:g}{like}"
+                    f"was {w.low:g}..{w.high:g}{like}{self._cause(w.t)}"
                 )
         return lines
+
+    def _cause(self, t: float) -> str:
+        """The gateway's last faults in the two scan intervals before ``t``."""
+        recent = [(when, kind) for when, kind in self.run.gateway.events
+                  if t - 2 * self.run.scan <= when <= t]  # fmt: skip
+        if not recent:
+            return ""
+        shown = ", ".join(f"{kind} {t - when:.1f} s before" for when, kind in recent[-3:])
+        return f"; the gateway's last faults: {shown}"
 
     def _link(self) -> str:
         diag = self.run.diagnostics or {}
         link = diag.get("link") or {}
         stats = link.get("stats") or {}
         keys = (
-            "requests",
-            "replies",
-            "timeouts",
-            "retries",
-            "checksum_errors",
-            "frame_errors",
-            "decode_errors",
-            "stale_frames",
-            "unsolicited_frames",
-            "foreign_requests",
-            "address_mismatches",
-            "connects",
+            "requests", "replies", "timeouts", "retries", "checksum_errors", "frame_errors",
+            "decode_errors", "stale_frames", "late_replies", "unsolicited_frames",
+            "foreign_requests", "contended", "drains", "address_mismatches", "connects",
             "disconnects",
-        )
+        )  # fmt: skip
         shown = ", ".join(f"{k} {stats[k]}" for k in keys if k in stats)
         mode = link.get("poll_mode")
         return f"poll mode at the end: {mode}; {shown}" if stats else "no diagnostics"

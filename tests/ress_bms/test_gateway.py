@@ -101,6 +101,7 @@ async def test_corrupt_reply_has_a_wrong_checksum(gateway: Gateway, client: Clie
     assert gateway.injected["corrupt"] == 1
     decode_frame(await client.ask(PACK_COUNT))  # the next one is clean
     assert gateway.injected["corrupt"] == 1
+    assert [kind for _when, kind in gateway.events] == ["corrupt"]
 
 
 async def test_truncated_reply_keeps_its_cr(gateway: Gateway, client: Client) -> None:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Coroutine
 import contextlib
 from dataclasses import dataclass, fields
 import random
+import time
 from typing import Any, Final, Self
 
 from ..errors import FrameError
@@ -123,6 +124,8 @@ class Gateway:
         """``connections``, ``requests`` forwarded, ``replies`` seen, ``upstream_errors``."""
         self.late_delays: list[float] = []
         """Seconds each late reply was held back."""
+        self.events: deque[tuple[float, str]] = deque(maxlen=100_000)
+        """(wall-clock time, kind) of every count in :attr:`injected`, oldest first."""
         self._half_open = False
         self._reply_queue: deque[str] = deque()
         self._request_queue: deque[str] = deque()
@@ -227,6 +230,8 @@ class Gateway:
 
     def _count(self, kind: str, amount: int = 1, *, traffic: bool = False) -> None:
         (self.traffic if traffic else self.injected)[kind] += amount
+        if not traffic:
+            self.events.append((time.time(), kind))
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
