@@ -554,6 +554,8 @@ class DevHome:
         self.seed = seed
         self.poll_mode = poll_mode
         """The config flow's advanced "poll mode" (auto, broadcast, relay, direct)."""
+        self.simulator_args: list[str] = []
+        """More ``ress-bms simulate`` flags (``--start``, ``--step``: bench/ha_cost.py)."""
         self.log = log
         self.simulator: Child | None = None
         self.hass: Child | None = None
@@ -578,6 +580,22 @@ class DevHome:
     def sim_url(self) -> str:
         """The simulator as a gateway URL, the way a user types it into the config flow."""
         return f"socket://127.0.0.1:{self.sim_port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Home Assistant's log file."""
+        return self.config_dir / "home-assistant.log"
+
+    def rss_kib(self) -> int | None:
+        """Resident memory of the Home Assistant process (KiB), None when it is not running."""
+        proc = self.hass.proc if self.hass is not None else None
+        if proc is None or proc.poll() is not None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
 
     @property
     def _state_file(self) -> Path:
@@ -703,6 +721,7 @@ class DevHome:
                 *f"-m ress_bms simulate --packs {self.packs} --profile {self.profile}".split(),
                 *f"--speed {self.speed} --seed {self.seed} --no-control".split(),
                 *f"--listen 127.0.0.1:{self.sim_port}".split(),
+                *self.simulator_args,
             ],
             self.state_dir / "simulator.log",
             env=env,
