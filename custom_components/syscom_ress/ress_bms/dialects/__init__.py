@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from . import pace
+from . import eg4, pace, pylontech, seplos
 from .base import Capability, DialectInfo, MultiPack
 
-DIALECTS: Final[dict[str, DialectInfo]] = {info.name: info for info in (pace.INFO,)}
-"""Every dialect by name, in the order detection tries them."""
+DIALECTS: Final[dict[str, DialectInfo]] = {
+    info.name: info for info in (pace.INFO, seplos.INFO, pylontech.INFO, eg4.INFO)
+}
+"""Every dialect by name, in the order detection tries them (dialects.md 7.2: at 9600 PACE,
+Seplos V2, Pylontech, then EG4, whose slow reply needs the longest wait)."""
 
 __all__ = ["DIALECTS", "Capability", "DialectInfo", "MultiPack"]
