@@ -4,15 +4,24 @@ Every platform (sensors, binary sensors, and the control side's numbers, switche
 builds on these. Unique ids: ``{stack}_{key}`` for the stack, ``{stack}_pack{address}_{key}``
 for a pack, where ``stack`` is the master pack's BMS serial (see
 :meth:`StackCoordinator.pack_identifier` for why packs are keyed by address).
+
+A refresh writes an entity's state only when what it shows changed (:meth:`RessEntity.shown`):
+Home Assistant's state machine would drop an unchanged state too, but only after the entity has
+computed its whole state and attributes, and it still fires ``state_reported`` for it. With a
+thousand entities of which a few dozen change per refresh, that is most of a refresh's cost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.components.event import EventEntity
+from homeassistant.components.number import NumberEntity
+from homeassistant.components.sensor import SensorEntity
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity import Entity, EntityDescription, ToggleEntity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
@@ -20,13 +29,49 @@ from .coordinator import PackState, RessConfigEntry, StackCoordinator
 
 
 class RessEntity(CoordinatorEntity[StackCoordinator]):
-    """Common ground: a coordinator, a description, a translated name."""
+    """Common ground: a coordinator, a description, a translated name; writes only changes."""
 
     _attr_has_entity_name = True
+    _written: tuple[object, ...] | None = None
+    """What the last state write showed (:meth:`shown`)."""
 
     def __init__(self, coordinator: StackCoordinator, description: EntityDescription) -> None:
         super().__init__(coordinator)
         self.entity_description = description
+
+    def shown(self) -> tuple[object, ...] | None:
+        """What the entity shows, from the few properties its state is made of.
+
+        Availability, then the value (a sensor's or number's native value, a binary sensor's or
+        switch's on/off; an event entity's state changes only when it fires, and that writes)
+        and the extra attributes. Units, classes and names come from the description and do not
+        change between refreshes. ``None`` for any other kind of entity: always written.
+        """
+        if not self.available:
+            return (False,)
+        value: object
+        if isinstance(self, SensorEntity | NumberEntity):
+            value = self.native_value
+        elif isinstance(self, BinarySensorEntity | ToggleEntity):
+            value = self.is_on
+        elif isinstance(self, EventEntity):
+            value = None
+        else:
+            return None
+        return (True, value, self.extra_state_attributes)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """A refresh: write the state if what the entity shows changed."""
+        shown = self.shown()
+        if shown is None or shown != self._written:
+            self.async_write_ha_state()
+
+    @callback
+    def _async_write_ha_state(self) -> None:
+        """Every write (a refresh, an event, a registry change) remembers what it showed."""
+        self._written = self.shown()
+        super()._async_write_ha_state()
 
 
 class StackEntity(RessEntity):

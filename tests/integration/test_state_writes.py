@@ -1,0 +1,158 @@
+"""A refresh writes an entity's state only when what it shows changed (entity.RessEntity.shown).
+
+Counted on the simulator with Home Assistant's own events: ``state_changed`` is a written state
+that differs (a recorder row), ``state_reported`` a written state that did not (what the skip
+saves). Simulated time stands still unless a test moves something, so a pack's values are exactly
+what the test made them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, STATE_UNAVAILABLE
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.syscom_ress.const import MISSED_REFRESHES_UNAVAILABLE
+from custom_components.syscom_ress.ress_bms.simulator import Simulator
+
+from .control_helpers import refresh
+
+
+class Writes:
+    """The state writes of one entry's entities while it is active."""
+
+    def __init__(self, hass: HomeAssistant, entry: MockConfigEntry) -> None:
+        self.hass = hass
+        entries = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        self.ours = {e.entity_id for e in entries}
+        self.changed: Counter[str] = Counter()
+        self.reported: Counter[str] = Counter()
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        @callback
+        def ours(data: Mapping[str, Any]) -> bool:
+            return data["entity_id"] in self.ours
+
+        @callback
+        def changed(event: Event) -> None:
+            self.changed[event.data["entity_id"]] += 1
+
+        @callback
+        def reported(event: Event) -> None:
+            self.reported[event.data["entity_id"]] += 1
+
+        stop = [
+            self.hass.bus.async_listen(EVENT_STATE_CHANGED, changed, event_filter=ours),
+            self.hass.bus.async_listen(EVENT_STATE_REPORTED, reported, event_filter=ours),
+        ]
+        try:
+            yield
+        finally:
+            for unsubscribe in stop:
+                unsubscribe()
+
+    def shown(self) -> dict[str, tuple[str, dict[str, object]]]:
+        """Every entity's state and attributes as Home Assistant has them now."""
+        found = {}
+        for entity_id in self.ours:
+            if (state := self.hass.states.get(entity_id)) is not None:
+                found[entity_id] = (state.state, dict(state.attributes))
+        return found
+
+
+async def counted_refresh(hass: HomeAssistant, entry: MockConfigEntry) -> Writes:
+    """One refresh, with the writes it caused."""
+    writes = Writes(hass, entry)
+    with writes.counting():
+        await refresh(hass, entry.runtime_data)
+    return writes
+
+
+async def test_unchanged_values_are_not_written(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """A refresh that brings the same values writes nothing: no change, no report either."""
+    await refresh(hass, loaded_entry.runtime_data)  # link quality has its first figure
+    before = Writes(hass, loaded_entry).shown()
+    assert len(before) > 100
+    writes = await counted_refresh(hass, loaded_entry)
+    assert writes.changed == Counter()
+    assert writes.reported == Counter()
+    assert writes.shown() == before
+
+
+async def test_exactly_what_changed_is_written(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Pack 2 gets a new charge: its changed values and the stack totals are written, each
+    once; nothing of packs 1 and 3, and nothing of pack 2 that shows what it showed."""
+    await refresh(hass, loaded_entry.runtime_data)
+    writes = Writes(hass, loaded_entry)
+    before = writes.shown()
+    sim.pack(2).physics.soc = 80.0  # new charge, and a new reading of every cell
+    with writes.counting():
+        await refresh(hass, loaded_entry.runtime_data)
+    after = writes.shown()
+    different = {e for e in after if after[e] != before.get(e)}
+    assert set(writes.changed) == different
+    assert set(writes.changed.values()) == {1}
+    assert writes.reported == Counter()
+    assert "sensor.ress_battery_pack_2_state_of_charge" in different
+    assert "sensor.ress_battery_pack_2_voltage" in different
+    assert "sensor.ress_battery_state_of_charge" in different
+    assert not any("_pack_1_" in e or "_pack_3_" in e for e in different)
+    unchanged_pack2 = {e for e in after if "_pack_2_" in e} - different
+    assert "binary_sensor.ress_battery_pack_2_charge_mos" in unchanged_pack2
+
+
+async def test_an_attribute_change_alone_is_written(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """A summary already on gets a second active bit: the same state, new attributes, written."""
+    summary = "binary_sensor.ress_battery_pack_1_alarm"
+    sim.raise_protection(1, "cell_over_voltage_alarm")
+    await refresh(hass, loaded_entry.runtime_data)
+    first = hass.states.get(summary)
+    assert first is not None
+    assert first.state == "on"
+    sim.raise_protection(1, "mos_high_temperature_alarm")
+    writes = await counted_refresh(hass, loaded_entry)
+    second = hass.states.get(summary)
+    assert second is not None
+    assert second.state == "on"
+    assert len(second.attributes["active"]) == len(first.attributes["active"]) + 1
+    assert writes.changed[summary] == 1
+
+
+async def test_unavailable_is_written_once(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """A silent pack turns unavailable in one write per entity, then stays so without writes;
+    back on the bus, its values are written again."""
+    coordinator = loaded_entry.runtime_data
+    await refresh(hass, coordinator)
+    voltage = "sensor.ress_battery_pack_3_voltage"
+    sim.set_offline(3)
+    changed: Counter[str] = Counter()
+    for _ in range(MISSED_REFRESHES_UNAVAILABLE):
+        changed += (await counted_refresh(hass, loaded_entry)).changed
+    state = hass.states.get(voltage)
+    assert state is not None
+    assert state.state == STATE_UNAVAILABLE
+    assert changed[voltage] == 1
+    quiet = await counted_refresh(hass, loaded_entry)
+    assert not any("_pack_3_" in e for e in quiet.changed)
+    assert quiet.reported == Counter()
+    sim.set_offline(3, offline=False)
+    back = await counted_refresh(hass, loaded_entry)
+    assert back.changed[voltage] == 1
+    state = hass.states.get(voltage)
+    assert state is not None
+    assert float(state.state) == sim.pack(3).analog().voltage
