@@ -3,12 +3,21 @@
 The bits come from the library's :data:`~.ress_bms.status.STATUS_BITS` table: a bit added
 there becomes an entity here (with a translation in strings.json), nothing is listed twice.
 Setting bits (the control byte) are left to the control side's switches.
+
+On by default: one problem sensor per kind (Protection, Alarm, Fault; on while any bit of the
+kind is, the attributes say which and where), the two MOSFETs and Balancing. Every single bit
+is there too, disabled: a binary sensor lands in the logbook at every change, and a page of 45
+"OK" rows hides the one that matters. Problems are read from the control side's tracker
+(:class:`~.control.StackControl`), so an alarm that flickers at its threshold shows as one alarm,
+as in the events; Balancing stays on for :data:`~.const.BALANCING_HOLD` after the last cell was
+balanced (the BMS balances in bursts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.components.binary_sensor import (  # type: ignore[attr-defined,unused-ignore]
@@ -17,10 +26,14 @@ from homeassistant.components.binary_sensor import (  # type: ignore[attr-define
     BinarySensorEntityDescription,
 )
 from homeassistant.const import MATCH_ALL, EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.translation import async_get_translations
 
+from .const import BALANCING_HOLD, DOMAIN
+from .control import describe
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .entity import PackEntity, async_add_pack_entities
 from .ress_bms.status import STATUS_BITS, Kind, PackStatus, StatusBit
@@ -42,12 +55,16 @@ class StatePresentation:
 STATE_PRESENTATION: Final[Mapping[str, StatePresentation]] = {
     "charge_mos": StatePresentation(BinarySensorDeviceClass.POWER),
     "discharge_mos": StatePresentation(BinarySensorDeviceClass.POWER),
-    "current_limit": StatePresentation(BinarySensorDeviceClass.RUNNING),
-    "heating": StatePresentation(BinarySensorDeviceClass.HEAT),
-    "charging": StatePresentation(BinarySensorDeviceClass.BATTERY_CHARGING),
-    "fully_charged": StatePresentation(),
+    # Off by default: each flips with the load (the limiter whenever the charge current reaches
+    # its start, Charging with every change of direction, which the State sensor already
+    # shows, Fully charged at every top of charge) or exists only on V3.1 packs with heaters.
+    "current_limit": StatePresentation(BinarySensorDeviceClass.RUNNING, enabled=False),
+    "heating": StatePresentation(BinarySensorDeviceClass.HEAT, enabled=False),
+    "charging": StatePresentation(BinarySensorDeviceClass.BATTERY_CHARGING, enabled=False),
+    "fully_charged": StatePresentation(enabled=False),
 }
-"""State bits shown by default; any other state bit is a disabled diagnostic entity."""
+"""State bits with a device class; the MOSFETs are on by default. Any other state bit is a
+disabled diagnostic entity."""
 OTHER_STATE: Final = StatePresentation(enabled=False, category=EntityCategory.DIAGNOSTIC)
 
 
@@ -56,14 +73,17 @@ class PackBinarySensorDescription(BinarySensorEntityDescription):
     """A pack binary sensor: how to read it from the pack's last status."""
 
     is_on_fn: Callable[[PackStatus], bool]
-    active_fn: Callable[[PackStatus], tuple[str, ...]] | None = None
-    """For summaries: the names of the bits that are set (an attribute)."""
+    """From the status as the BMS sent it (states, balancing)."""
+    problem: StatusBit | None = None
+    """A protection, alarm or fault bit: read from the tracker instead."""
+    summary: Kind | None = None
+    """A summary of every bit of this kind: on while any is active; attributes say which."""
 
 
 def bit_description(bit: StatusBit) -> PackBinarySensorDescription:
     """The entity of one status bit."""
     if bit.kind in PROBLEM_KINDS:
-        presentation = StatePresentation(BinarySensorDeviceClass.PROBLEM, enabled=not bit.rare)
+        presentation = StatePresentation(BinarySensorDeviceClass.PROBLEM, enabled=False)
     else:
         presentation = STATE_PRESENTATION.get(bit.key, OTHER_STATE)
         if bit.rare:
@@ -77,6 +97,7 @@ def bit_description(bit: StatusBit) -> PackBinarySensorDescription:
         entity_category=presentation.category,
         entity_registry_enabled_default=presentation.enabled,
         is_on_fn=lambda status: status.is_set(bit),
+        problem=bit if bit.kind in PROBLEM_KINDS else None,
     )
 
 
@@ -86,7 +107,7 @@ def _summary(kind: Kind) -> PackBinarySensorDescription:
         translation_key=f"any_{kind}",
         device_class=BinarySensorDeviceClass.PROBLEM,
         is_on_fn=lambda status: bool(status.active(kind)),
-        active_fn=lambda status: status.active(kind),
+        summary=kind,
     )
 
 
@@ -120,23 +141,73 @@ class PackBinarySensor(PackEntity, BinarySensorEntity):
     _unrecorded_attributes = frozenset({MATCH_ALL})
 
     @property
-    def _status(self) -> PackStatus | None:
-        pack = self.pack
-        return pack.status if pack is not None else None
-
-    @property
     def is_on(self) -> bool | None:
-        """Whether the bit is set in the last status."""
-        status = self._status
-        return None if status is None else self.entity_description.is_on_fn(status)
+        """Whether the bit is set (a problem: active in the tracker's view)."""
+        pack = self.pack
+        if pack is None or pack.status is None:
+            return None
+        description = self.entity_description
+        control = self.coordinator.control
+        if description.summary is not None:
+            return bool(control.problems(pack, description.summary))
+        if description.problem is not None:
+            active = control.active_keys(pack)
+            return None if active is None else description.problem.key in active
+        return description.is_on_fn(pack.status)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """For summaries, which bits are set (kept out of the recorder)."""
-        status, active_fn = self._status, self.entity_description.active_fn
-        if status is None or active_fn is None:
+        """For summaries, which bits are active and where (kept out of the recorder)."""
+        pack, kind = self.pack, self.entity_description.summary
+        if pack is None or pack.status is None or kind is None:
             return None
-        return {"active": list(active_fn(status))}
+        problems = self.coordinator.control.problems(pack, kind)
+        return {
+            "active": [bit.name for bit, _place in problems],
+            "messages": [describe(self.hass, pack.address, bit, place) for bit, place in problems],
+        }
+
+
+class BalancingBinarySensor(PackBinarySensor):
+    """On while any cell is balanced, and :data:`BALANCING_HOLD` after the last one was.
+
+    The BMS balances in bursts as the cells cross its balance threshold; without the hold the
+    sensor (and the logbook) would follow every burst.
+    """
+
+    _release: CALLBACK_TYPE | None = None
+    """Ends the hold; set while the last refresh that saw balancing is less than the hold ago."""
+
+    @property
+    def is_on(self) -> bool | None:
+        """Balancing now, or recently enough."""
+        pack = self.pack
+        if pack is None or pack.status is None:
+            return None
+        return bool(pack.status.balancing) or self._release is not None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        pack = self.pack
+        if pack is not None and pack.status is not None and pack.status.balancing:
+            self._cancel_release()
+            self._release = async_call_later(self.hass, BALANCING_HOLD, self._released)
+        super()._handle_coordinator_update()
+
+    @callback
+    def _released(self, _now: datetime) -> None:
+        self._release = None
+        self.async_write_ha_state()
+
+    def _cancel_release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    async def async_will_remove_from_hass(self) -> None:
+        """No timer survives the entity."""
+        self._cancel_release()
+        await super().async_will_remove_from_hass()
 
 
 def _pack_binary_sensors(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
@@ -146,7 +217,12 @@ def _pack_binary_sensors(coordinator: StackCoordinator, pack: PackState) -> Iter
         *PACK_BINARY_SENSORS,
         *(cell_balancing_description(n + 1) for n in range(cells)),
     ]
-    return [PackBinarySensor(coordinator, d, pack.address) for d in descriptions]
+    return [
+        (BalancingBinarySensor if d.key == "balancing" else PackBinarySensor)(
+            coordinator, d, pack.address
+        )
+        for d in descriptions
+    ]
 
 
 async def async_setup_entry(
@@ -155,4 +231,6 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add each pack's binary sensors once it has sent values."""
+    # The summaries' messages are written in Home Assistant's language (control.describe).
+    await async_get_translations(hass, hass.config.language, "common", [DOMAIN])
     async_add_pack_entities(entry, async_add_entities, _pack_binary_sensors)

@@ -56,6 +56,13 @@ REDISCOVERY_INTERVAL: Final = timedelta(minutes=10)
 """How often the stack is asked again how many packs it has (a pack added later)."""
 IDLE_CURRENT: Final = 0.2
 """Below this current (A, either way) a pack counts as standing by, not (dis)charging."""
+ALARM_CLEAR_HOLD: Final = timedelta(minutes=2)
+"""An alarm counts as cleared once no refresh has seen it for this long.
+
+The BMS clears an alarm as soon as its value is back inside the threshold (no release value,
+unlike a protection), so a value that hovers at the threshold flips it at every poll."""
+BALANCING_HOLD: Final = timedelta(minutes=5)
+"""The Balancing binary sensor stays on this long after the last refresh that saw balancing."""
 MAX_INTEGRATION_GAP: Final = 600.0
 """Energy is not integrated across a gap between two readings longer than this (seconds)."""
 HISTORY_DIAGNOSTICS_RECORDS: Final = 500

@@ -10,7 +10,14 @@ event entities and actions share:
 * the **forced-shutdown** bookkeeping that keeps the shutdown switch honest;
 * the **protection tracker**, which compares each pack's protection, alarm and fault bits with
   the previous refresh and fires an event per transition (never for what was already active when
-  the pack was first seen: the binary sensors show that).
+  the pack was first seen: the binary sensors show that). An alarm counts as cleared only once no
+  refresh has seen it for :data:`~.const.ALARM_CLEAR_HOLD` (the BMS drops an alarm the moment
+  its value is back inside the threshold, so a value at the threshold flips it at every poll);
+  protections and faults have their own release rules in the BMS and follow it at once.
+  The summaries and problem binary sensors show the tracker's view, so they and the events
+  agree. Each transition names its place: the cells or temperature sensors the 44H per-value
+  codes flag (:meth:`~.ress_bms.status.PackStatus.place`), in one translated line
+  (:func:`describe`, "Pack 2 · Cell 12 · Cell over-voltage protection").
 
 Addressing: only 42H/44H are relayed by the master. Every command used here acts on the pack the
 link is wired to, or on a pack of a multi-drop bus that answers at its own address, so only packs
@@ -22,17 +29,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from homeassistant.core import CALLBACK_TYPE, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.translation import async_get_cached_translations
 
-from .const import DOMAIN, IDLE_CURRENT, LOGGER
+from .const import ALARM_CLEAR_HOLD, DOMAIN, IDLE_CURRENT, LOGGER
 from .ress_bms import params
 from .ress_bms.client import StackClient, WriteNotKeptError, WriteResult
 from .ress_bms.commands import Command
@@ -44,7 +54,7 @@ from .ress_bms.errors import (
     ValidationError,
 )
 from .ress_bms.history import HistoryRecord
-from .ress_bms.status import STATUS_BITS, Kind, StatusBit
+from .ress_bms.status import BITS_BY_KEY, STATUS_BITS, Kind, PackStatus, Place, StatusBit
 
 if TYPE_CHECKING:
     from .coordinator import PackState, StackCoordinator
@@ -67,6 +77,10 @@ PARAMETER_RETRY: Final = 300.0
 """Seconds before a pack whose parameters could not be read is asked again."""
 
 
+SEPARATOR: Final = " · "
+"""Between the parts of a problem's line: pack, place, what."""
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """A protection, alarm or fault bit of one pack that changed between two refreshes."""
@@ -74,6 +88,8 @@ class Transition:
     address: int
     bit: StatusBit
     raised: bool
+    place: Place = field(default_factory=Place)
+    """Where it is (or was, for a cleared bit: the place last flagged while it was active)."""
 
     @property
     def change(self) -> str:
@@ -84,6 +100,67 @@ class Transition:
     def event_type(self) -> str:
         """The event entity's event type, e.g. ``cell_over_voltage_protection_raised``."""
         return f"{self.bit.key}_{self.change}"
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """The tracker's view of one pack."""
+
+    status: PackStatus
+    """The status this view was computed from (a new poll brings a new object)."""
+    active: frozenset[str]
+    """Keys of the active problem bits, an alarm until it has been clear for the hold time."""
+    clearing: dict[str, CALLBACK_TYPE] = field(default_factory=dict)
+    """Alarm key -> cancels the timer that ends its hold (it is clear, still counted active)."""
+    places: dict[str, Place] = field(default_factory=dict)
+    """Key -> the last non-empty place its codes flagged while active."""
+
+
+def describe(hass: HomeAssistant, address: int, bit: StatusBit, place: Place) -> str:
+    """One line for a problem, in Home Assistant's language: "Pack 2 · Cell 12 · <bit name>".
+
+    The bit's name is its binary sensor's translated name, a sensor's place its temperature
+    sensor's name; the rest comes from the ``common`` strings. Missing translations fall back to
+    English, then to the keys.
+    """
+    language = hass.config.language
+    common = async_get_cached_translations(hass, language, "common", DOMAIN)
+    entity = async_get_cached_translations(hass, language, "entity", DOMAIN)
+    root = f"component.{DOMAIN}"
+
+    def text(key: str, fallback: str, **values: Any) -> str:
+        template = common.get(f"{root}.common.{key}", fallback)
+        try:
+            return template.format(**values)
+        except KeyError, IndexError, ValueError:
+            return fallback.format(**values)
+
+    def sensor_name(name: str) -> str:
+        if name.startswith("cell_temperature_"):
+            number = name.removeprefix("cell_temperature_")
+            template = entity.get(f"{root}.entity.sensor.cell_temperature.name", name)
+            return template.replace("{sensor}", number)
+        return entity.get(f"{root}.entity.sensor.{name}.name", name)
+
+    parts = [text("place_pack", "Pack {pack}", pack=address)]
+    cells = place.cells
+    if len(cells) == 1:
+        parts.append(text("place_cell", "Cell {cell}", cell=cells[0]))
+    elif cells:
+        parts.append(text("place_cells", "Cells {cells}", cells=", ".join(map(str, cells))))
+    parts += [sensor_name(name) for name in place.sensors]
+    parts.append(entity.get(f"{root}.entity.binary_sensor.{bit.key}.name", bit.key))
+    return SEPARATOR.join(parts)
+
+
+def event_place(hass: HomeAssistant, transition: Transition) -> dict[str, Any]:
+    """What events add to say where: ``cells``, ``sensors`` and the translated ``message``."""
+    place = transition.place
+    return {
+        "cells": list(place.cells),
+        "sensors": list(place.sensors),
+        "message": describe(hass, transition.address, transition.bit, place),
+    }
 
 
 def signal_parameters(entry_id: str) -> str:
@@ -156,7 +233,8 @@ class StackControl:
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._failed_at: dict[int, float] = {}
         self._shutdown: set[int] = set()
-        self._known: dict[int, frozenset[str]] = {}
+        self._tracked: dict[int, _Tracked] = {}
+        self._pending: list[Transition] = []
 
     @property
     def _entry_id(self) -> str:
@@ -171,7 +249,11 @@ class StackControl:
     @callback
     def async_start(self) -> CALLBACK_TYPE:
         """Follow the coordinator's refreshes; returns the function that stops it."""
-        self._known.clear()
+        for tracked in self._tracked.values():
+            for cancel in tracked.clearing.values():
+                cancel()
+        self._tracked.clear()
+        self._pending.clear()
         self.async_update()  # what is active now is the start-up state, not an event
         remove = self.coordinator.async_add_listener(self.async_update)
 
@@ -180,6 +262,10 @@ class StackControl:
             for task in self._loading.values():
                 task.cancel()
             self._loading.clear()
+            for tracked in self._tracked.values():
+                for cancel in tracked.clearing.values():
+                    cancel()
+                tracked.clearing.clear()
 
         return stop
 
@@ -189,7 +275,10 @@ class StackControl:
         for address, pack in self.coordinator.data.packs.items():
             if pack.available and pack.missed == 0:
                 self._shutdown.discard(address)  # it answers: woken (or it rebooted instead)
-            self._track(pack)
+            self._follow(pack)
+        pending, self._pending = self._pending, []
+        for transition in pending:
+            self._fire(transition)
         now = time.monotonic()
         for address in self._wanted - self._parameters.keys() - self._loading.keys():
             if now - self._failed_at.get(address, -PARAMETER_RETRY) >= PARAMETER_RETRY:
@@ -205,28 +294,97 @@ class StackControl:
 
     # -- protection events ---------------------------------------------------------------------
 
-    def _track(self, pack: PackState) -> None:
-        if not pack.available or pack.status is None:
-            return
+    def active_keys(self, pack: PackState) -> frozenset[str] | None:
+        """Keys of the pack's active protections, alarms and faults (``None``: no status yet)."""
+        tracked = self._follow(pack)
+        return tracked.active if tracked is not None else None
+
+    def problems(self, pack: PackState, kind: Kind) -> list[tuple[StatusBit, Place]]:
+        """The pack's active bits of one kind, in table order, each with its place."""
+        tracked = self._follow(pack)
+        if tracked is None:
+            return []
+        return [
+            (bit, tracked.places.get(bit.key, Place()))
+            for bit in PROBLEM_BITS
+            if bit.kind is kind and bit.key in tracked.active
+        ]
+
+    def _follow(self, pack: PackState) -> _Tracked | None:
+        """Bring the pack's view up to its last status, once per status (whoever asks first).
+
+        Entities may ask before this class's own listener runs in a refresh; the transitions
+        are queued and fired by :meth:`async_update`, never from inside an entity's state.
+        """
+        tracked = self._tracked.get(pack.address)
         status = pack.status
-        active = frozenset(bit.key for bit in PROBLEM_BITS if status.is_set(bit))
-        before = self._known.get(pack.address)
-        self._known[pack.address] = active
-        if before is None or before == active:
-            return  # first sight (start-up, or a pack found later), or nothing changed
+        if not pack.available or status is None or (tracked and tracked.status is status):
+            return tracked
+        raw = frozenset(bit.key for bit in PROBLEM_BITS if status.is_set(bit))
+        if tracked is None:
+            # First sight (start-up, or a pack found later): the state, not an event.
+            tracked = self._tracked[pack.address] = _Tracked(status, raw)
+            self._remember_places(tracked)
+            return tracked
+        before = tracked.active
+        held: set[str] = set()
+        for key in before - raw:
+            if BITS_BY_KEY[key].kind is Kind.ALARM:
+                held.add(key)
+                if key not in tracked.clearing:
+                    tracked.clearing[key] = async_call_later(
+                        self.coordinator.hass,
+                        ALARM_CLEAR_HOLD,
+                        partial(self._alarm_cleared, pack.address, key),
+                    )
+        for key in raw & tracked.clearing.keys():
+            tracked.clearing.pop(key)()  # back before its hold ended: still the same alarm
+        tracked.status, tracked.active = status, raw | held
+        self._remember_places(tracked)
+        self._queue(pack.address, tracked, before)
+        return tracked
+
+    def _queue(self, address: int, tracked: _Tracked, before: frozenset[str]) -> None:
         for bit in PROBLEM_BITS:
-            if (bit.key in active) != (bit.key in before):
-                self._fire(Transition(pack.address, bit, bit.key in active))
+            if (bit.key in tracked.active) == (bit.key in before):
+                continue
+            if bit.key in tracked.active:
+                place = tracked.places.get(bit.key, Place())
+                self._pending.append(Transition(address, bit, True, place))
+            else:
+                place = tracked.places.pop(bit.key, Place())
+                self._pending.append(Transition(address, bit, False, place))
+
+    @callback
+    def _alarm_cleared(self, address: int, key: str, _now: datetime) -> None:
+        """An alarm's hold ended without a refresh seeing it again: it is cleared now."""
+        tracked = self._tracked.get(address)
+        if tracked is None or tracked.clearing.pop(key, None) is None:
+            return
+        before = tracked.active
+        tracked.active = before - {key}
+        self._queue(address, tracked, before)
+        self.coordinator.async_update_listeners()  # the entities, and async_update fires it
+
+    @staticmethod
+    def _remember_places(tracked: _Tracked) -> None:
+        for key in tracked.active:
+            if place := tracked.status.place(BITS_BY_KEY[key]):
+                tracked.places[key] = place
 
     def _fire(self, transition: Transition) -> None:
         coordinator = self.coordinator
         hass = coordinator.hass
+        place = transition.place
         LOGGER.info(
-            "Pack %s on %s: %s %s",
+            "Pack %s on %s: %s %s%s",
             transition.address,
             coordinator.link.url,
             transition.bit.key,
             transition.change,
+            f" ({', '.join([*(f'cell {n}' for n in place.cells), *place.sensors])})"
+            if place
+            else "",
         )
         hass.bus.async_fire(
             EVENT_PROTECTION,
@@ -238,6 +396,7 @@ class StackControl:
                 "key": transition.bit.key,
                 "kind": str(transition.bit.kind),
                 "state": transition.change,
+                **event_place(hass, transition),
             },
         )
         async_dispatcher_send(hass, signal_protection(self._entry_id), transition)

@@ -137,14 +137,18 @@ class EnergyCounter:
 
     Trapezoids between consecutive readings of the same pack; a sign change is split at the
     zero crossing. A gap longer than :data:`MAX_INTEGRATION_GAP` (the bus was down) is not
-    bridged. The totals only grow: a restored value is added once as a baseline.
+    bridged. The totals only grow: a restored value is added once as a baseline. Each pack's
+    share is counted too (``address`` in :meth:`total` and :meth:`restore`): the stack's totals
+    are the sum of what every pack added since the start, plus their own restored baseline.
     """
 
     charged: float = 0.0
     """kWh."""
     discharged: float = 0.0
+    packs: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Per pack address: ``energy_charged`` and ``energy_discharged`` in kWh."""
     _last: dict[int, tuple[float, float]] = field(default_factory=dict)
-    _restored: set[str] = field(default_factory=set)
+    _restored: set[tuple[str, int | None]] = field(default_factory=set)
 
     def add(self, address: int, moment: float, power: float) -> None:
         """Account a reading of ``power`` W (+ = charging) taken at ``moment`` (s)."""
@@ -157,35 +161,47 @@ class EnergyCounter:
         if not 0 < span <= MAX_INTEGRATION_GAP:
             return
         if before * power >= 0:
-            self._book((before + power) / 2 * span)
+            self._book(address, (before + power) / 2 * span)
         else:
             crossing = span * abs(before) / (abs(before) + abs(power))
-            self._book(before / 2 * crossing)
-            self._book(power / 2 * (span - crossing))
+            self._book(address, before / 2 * crossing)
+            self._book(address, power / 2 * (span - crossing))
 
-    def _book(self, joules: float) -> None:
+    def _book(self, address: int, joules: float) -> None:
         kwh = abs(joules) / 3_600_000
+        pack = self._pack(address)
         if joules > 0:
             self.charged += kwh
+            pack["energy_charged"] += kwh
         else:
             self.discharged += kwh
+            pack["energy_discharged"] += kwh
+
+    def _pack(self, address: int) -> dict[str, float]:
+        return self.packs.setdefault(address, {"energy_charged": 0.0, "energy_discharged": 0.0})
 
     def forget(self, address: int) -> None:
         """Stop integrating a pack until its next reading (it stopped answering)."""
         self._last.pop(address, None)
 
-    def restore(self, key: str, value: float) -> None:
-        """Add a total restored from before a restart, once per counter."""
-        if key in self._restored or value < 0:
+    def restore(self, key: str, value: float, address: int | None = None) -> None:
+        """Add a total restored from before a restart, once per counter (a pack's with address)."""
+        if (key, address) in self._restored or value < 0:
             return
-        self._restored.add(key)
-        if key == "energy_charged":
+        if key not in ("energy_charged", "energy_discharged"):
+            return
+        self._restored.add((key, address))
+        if address is not None:
+            self._pack(address)[key] += value
+        elif key == "energy_charged":
             self.charged += value
-        elif key == "energy_discharged":
+        else:
             self.discharged += value
 
-    def total(self, key: str) -> float:
-        """The counter named by an entity key."""
+    def total(self, key: str, address: int | None = None) -> float:
+        """The counter named by an entity key: the stack's, or one pack's with ``address``."""
+        if address is not None:
+            return self._pack(address).get(key, 0.0)
         return self.charged if key == "energy_charged" else self.discharged
 
 

@@ -4,7 +4,9 @@ Event types are ``{bit}_raised`` and ``{bit}_cleared`` for every protection, ala
 of the 44H table (:data:`~.control.EVENT_TYPES`). Transitions are found between two refreshes by
 :class:`~.control.StackControl`, which also fires the ``syscom_ress_protection`` bus event;
 what is already active when a pack is first seen fires nothing (its binary sensor shows it).
-Every pack has one: the master relays 44H for all of them.
+Every pack has one: the master relays 44H for all of them. Event data: ``name``, ``kind``, and
+where it is: ``cells`` (numbers), ``sensors`` (temperature sensor names) and ``message``, one
+translated line ("Pack 2 · Cell 12 · Cell over-voltage protection").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .control import EVENT_TYPES, Transition, signal_protection
+from .control import EVENT_TYPES, Transition, event_place, signal_protection
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .entity import PackEntity, async_add_pack_entities
 
@@ -51,7 +53,11 @@ class ProtectionEvent(PackEntity, EventEntity):
             return
         self._trigger_event(
             transition.event_type,
-            {"name": transition.bit.name, "kind": str(transition.bit.kind)},
+            {
+                "name": transition.bit.name,
+                "kind": str(transition.bit.kind),
+                **event_place(self.hass, transition),
+            },
         )
         self.async_write_ha_state()
 

@@ -1,7 +1,12 @@
-"""Sensors: each pack's measurements and state, the stack's totals, energy and link health.
+"""Sensors: each pack's measurements and state, the stack's totals, health, energy and link.
 
-Sign conventions: power sensors follow the energy dashboard's battery convention (positive while
-discharging); current sensors read as the BMS reports them (positive while charging).
+Sign convention: current and power sensors are both positive while the battery **discharges**
+(the energy dashboard's battery convention, so the power sensor goes in as it is) and negative
+while it charges. The BMS, its PC tool and ``ress-bms --json`` count current the other way.
+
+What is on by default (docs/entities.md says why for each): what an owner reads every day. Noisy
+values stay out of the logbook: every default sensor but the pack state has a unit and a state
+class, and the pack state changes direction with a hysteresis.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -27,14 +33,27 @@ from homeassistant.const import (
     UnitOfTemperature,
     UnitOfTime,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .const import IDLE_CURRENT
+from .control import signal_parameters
 from .coordinator import PackState, RessConfigEntry, StackCoordinator, StackData, soc_weighted
 from .entity import PackEntity, StackEntity, async_add_pack_entities
+from .estimates import (
+    End,
+    EndSource,
+    empty_end,
+    full_end,
+    stack_source,
+    stack_time_to_empty,
+    stack_time_to_full,
+    time_to_empty,
+    time_to_full,
+)
 from .ress_bms.analog import PackAnalog
 from .ress_bms.status import PackStatus
 
@@ -54,8 +73,18 @@ class PackMode(StrEnum):
     FAILURE = "failure"
 
 
-def pack_mode(analog: PackAnalog, status: PackStatus | None) -> PackMode:
-    """The LED table's state: faults first, then protections, then the current's direction."""
+HYSTERESIS: Final = 0.5
+"""A pack stays charging (discharging) until its current falls below half the idle threshold."""
+
+
+def pack_mode(
+    analog: PackAnalog, status: PackStatus | None, previous: PackMode | None = None
+) -> PackMode:
+    """The LED table's state: faults first, then protections, then the current's direction.
+
+    The direction starts at :data:`IDLE_CURRENT` and ends below half of it (``previous`` is the
+    state shown so far), so a current that wavers around the threshold does not flip the state.
+    """
     if status is not None:
         if status.flag("shutdown"):
             return PackMode.SHUTDOWN
@@ -63,9 +92,14 @@ def pack_mode(analog: PackAnalog, status: PackStatus | None) -> PackMode:
             return PackMode.FAILURE
         if status.protections:
             return PackMode.PROTECTION
-    if analog.current >= IDLE_CURRENT:
+    current = analog.current
+    if current >= IDLE_CURRENT or (
+        previous is PackMode.CHARGING and current >= IDLE_CURRENT * HYSTERESIS
+    ):
         return PackMode.CHARGING
-    if analog.current <= -IDLE_CURRENT:
+    if current <= -IDLE_CURRENT or (
+        previous is PackMode.DISCHARGING and current <= -IDLE_CURRENT * HYSTERESIS
+    ):
         return PackMode.DISCHARGING
     return PackMode.STANDBY
 
@@ -93,15 +127,22 @@ def _max_cell(analog: PackAnalog) -> tuple[int, float] | None:
 
 # -- pack sensors ----------------------------------------------------------------------------
 
+type Attributes = dict[str, Any] | None
+
 
 @dataclass(frozen=True, kw_only=True)
 class PackSensorDescription(SensorEntityDescription):
-    """A pack sensor: how to read its value from the pack's last sample."""
+    """A pack sensor: how to read its value (and attributes) from the pack's last sample."""
 
     value_fn: Callable[[PackAnalog, PackStatus | None], StateType]
+    attrs_fn: Callable[[PackAnalog], Attributes] | None = None
 
 
-def _voltage(key: str, value_fn: Callable[[PackAnalog], float | None]) -> PackSensorDescription:
+def _voltage(
+    key: str,
+    value_fn: Callable[[PackAnalog], float | None],
+    attrs_fn: Callable[[PackAnalog], Attributes] | None = None,
+) -> PackSensorDescription:
     return PackSensorDescription(
         key=key,
         translation_key=key,
@@ -110,6 +151,7 @@ def _voltage(key: str, value_fn: Callable[[PackAnalog], float | None]) -> PackSe
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=3,
         value_fn=lambda a, _s: value_fn(a),
+        attrs_fn=attrs_fn,
     )
 
 
@@ -121,9 +163,23 @@ def _cell_voltage(found: tuple[int, float] | None) -> float | None:
     return found[1] if found else None
 
 
+def _cell_attribute(found: tuple[int, float] | None) -> Attributes:
+    return {"cell": found[0]} if found else None
+
+
 def _delta(analog: PackAnalog) -> float | None:
     low, high = _min_cell(analog), _max_cell(analog)
     return round(high[1] - low[1], 3) if low and high else None
+
+
+def _delta_attributes(analog: PackAnalog) -> Attributes:
+    low, high = _min_cell(analog), _max_cell(analog)
+    return {"min_cell": low[0], "max_cell": high[0]} if low and high else None
+
+
+def _discharge_positive(amperes_or_watts: float, digits: int) -> float:
+    """The battery's convention turned around: + = discharging (``+ 0.0`` drops ``-0.0``)."""
+    return round(-amperes_or_watts, digits) + 0.0
 
 
 PACK_SENSORS: tuple[PackSensorDescription, ...] = (
@@ -150,7 +206,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=2,
-        value_fn=lambda a, _s: round(a.current, 2),
+        value_fn=lambda a, _s: _discharge_positive(a.current, 2),
     ),
     PackSensorDescription(
         key="power",
@@ -159,7 +215,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
-        value_fn=lambda a, _s: round(-a.power, 1) + 0.0,
+        value_fn=lambda a, _s: _discharge_positive(a.power, 1),
     ),
     PackSensorDescription(
         key="soc",
@@ -176,6 +232,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: a.soh,
     ),
     PackSensorDescription(
@@ -184,6 +241,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=AMPERE_HOURS,
         suggested_display_precision=1,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: round(a.remaining_capacity, 2),
     ),
     PackSensorDescription(
@@ -192,6 +250,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=AMPERE_HOURS,
         suggested_display_precision=1,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: round(a.full_capacity, 2),
     ),
     PackSensorDescription(
@@ -200,6 +259,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         native_unit_of_measurement=AMPERE_HOURS,
         suggested_display_precision=0,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: round(a.design_capacity, 2),
     ),
     PackSensorDescription(
@@ -209,25 +269,40 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: _stored_energy([a]),
     ),
     PackSensorDescription(
         key="cycles",
         translation_key="cycles",
         state_class=SensorStateClass.TOTAL_INCREASING,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: a.cycles,
     ),
-    _voltage("min_cell_voltage", lambda a: _cell_voltage(_min_cell(a))),
-    _voltage("max_cell_voltage", lambda a: _cell_voltage(_max_cell(a))),
-    _voltage("cell_voltage_delta", _delta),
+    _voltage(
+        "min_cell_voltage",
+        lambda a: _cell_voltage(_min_cell(a)),
+        lambda a: _cell_attribute(_min_cell(a)),
+    ),
+    _voltage(
+        "max_cell_voltage",
+        lambda a: _cell_voltage(_max_cell(a)),
+        lambda a: _cell_attribute(_max_cell(a)),
+    ),
+    _voltage("cell_voltage_delta", _delta, _delta_attributes),
+    # Which cell is lowest / highest changes with every millivolt of noise, and a number
+    # without a unit lands in the logbook on each change: off by default, and the cell is an
+    # attribute of the lowest / highest cell voltage instead.
     PackSensorDescription(
         key="min_cell",
         translation_key="min_cell",
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: _cell_number(_min_cell(a)),
     ),
     PackSensorDescription(
         key="max_cell",
         translation_key="max_cell",
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: _cell_number(_max_cell(a)),
     ),
     PackSensorDescription(
@@ -315,26 +390,235 @@ class PackSensor(PackEntity, SensorEntity):
             return None
         return self.entity_description.value_fn(pack.analog, pack.status)
 
+    @property
+    def extra_state_attributes(self) -> Attributes:
+        """Which cell holds the value, for the cell extremes."""
+        pack, attrs_fn = self.pack, self.entity_description.attrs_fn
+        if attrs_fn is None or pack is None or pack.analog is None:
+            return None
+        return attrs_fn(pack.analog)
+
+
+class PackStateSensor(PackSensor):
+    """What the pack is doing; the direction changes with a hysteresis (:func:`pack_mode`)."""
+
+    _mode: PackMode | None = None
+    """The state shown since the last refresh (the hysteresis starts from it)."""
+
+    def _mode_now(self) -> PackMode | None:
+        pack = self.pack
+        if pack is None or pack.analog is None:
+            return None
+        return pack_mode(pack.analog, pack.status, self._mode)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """A refresh: the state follows the new sample, from the one shown so far."""
+        self._mode = self._mode_now() or self._mode
+        super()._handle_coordinator_update()
+
+    @property
+    def native_value(self) -> StateType:
+        """The LED table's state (reading it changes nothing: pack_mode is idempotent)."""
+        mode = self._mode_now()
+        return mode.value if mode is not None else None
+
+
+# -- time to full / empty ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeSensorDescription(SensorEntityDescription):
+    """Time to full or to empty (see :mod:`.estimates`)."""
+
+    charging: bool
+    """True: time to full; False: time to empty."""
+
+
+TIME_SENSORS: Final[tuple[TimeSensorDescription, ...]] = tuple(
+    TimeSensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTime.HOURS,
+        suggested_display_precision=1,
+        charging=charging,
+    )
+    for key, charging in (("time_to_full", True), ("time_to_empty", False))
+)
+
+
+def _end(coordinator: StackCoordinator, analog: PackAnalog, charging: bool) -> End:
+    """Where a pack's charge (discharge) ends, from its thresholds when they were read."""
+    parameters = coordinator.control.parameters(analog.address)
+    cells = len(analog.cell_voltages)
+    return full_end(parameters, cells) if charging else empty_end(parameters, cells)
+
+
+def _end_attributes(soc: float, source: EndSource) -> dict[str, Any]:
+    return {"end_soc": round(soc * 100, 1), "end_source": source.value}
+
+
+class _ThresholdFollower(SensorEntity):
+    """Writes its state again when a pack's parameters are read or written (new thresholds)."""
+
+    coordinator: StackCoordinator
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the parameter cache of the control side."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_parameters(self.coordinator.config_entry.entry_id),
+                self._parameters_changed,
+            )
+        )
+
+    @callback
+    def _parameters_changed(self, _address: int) -> None:
+        self.async_write_ha_state()
+
+
+class PackTimeSensor(PackEntity, _ThresholdFollower):
+    """Hours until the pack is full (empty) at its present current; unknown while idle."""
+
+    entity_description: TimeSensorDescription
+
+    def _analog_and_end(self) -> tuple[PackAnalog, End] | None:
+        pack = self.pack
+        if pack is None or pack.analog is None:
+            return None
+        analog = pack.analog
+        return analog, _end(self.coordinator, analog, self.entity_description.charging)
+
+    @property
+    def native_value(self) -> float | None:
+        """The estimate in hours."""
+        if (found := self._analog_and_end()) is None:
+            return None
+        analog, end = found
+        estimate = time_to_full if self.entity_description.charging else time_to_empty
+        return estimate(analog, end)
+
+    @property
+    def extra_state_attributes(self) -> Attributes:
+        """Where the estimate ends (% of full capacity) and why there."""
+        if (found := self._analog_and_end()) is None:
+            return None
+        _analog, end = found
+        return _end_attributes(end.soc, end.source)
+
+
+class StackTimeSensor(StackEntity, _ThresholdFollower):
+    """Hours until every pack is full (empty) at the stack's present current."""
+
+    entity_description: TimeSensorDescription
+
+    def _packs(self) -> list[tuple[PackAnalog, End]]:
+        charging = self.entity_description.charging
+        return [(a, _end(self.coordinator, a, charging)) for a in self.coordinator.data.analogs()]
+
+    @property
+    def available(self) -> bool:
+        """Needs at least one pack with current values."""
+        return super().available and bool(self.coordinator.data.available_packs)
+
+    @property
+    def native_value(self) -> float | None:
+        """The estimate in hours."""
+        estimate = stack_time_to_full if self.entity_description.charging else stack_time_to_empty
+        return estimate(self._packs())
+
+    @property
+    def extra_state_attributes(self) -> Attributes:
+        """Where the estimate ends (% of the stack's full capacity) and why there."""
+        packs = self._packs()
+        full = sum(analog.full_capacity for analog, _ in packs)
+        if not packs or not full:
+            return None
+        soc = sum(analog.full_capacity * end.soc for analog, end in packs) / full
+        return _end_attributes(soc, stack_source(end.source for _, end in packs))
+
 
 # -- stack sensors ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
 class StackSensorDescription(SensorEntityDescription):
-    """A stack sensor: how to read it from a refresh's result."""
+    """A stack sensor: how to read it (and its attributes) from a refresh's result."""
 
     value_fn: Callable[[StackData], StateType]
+    attrs_fn: Callable[[StackData], Attributes] | None = None
     needs_packs: bool = True
     """Unavailable while no pack answers (totals); link-health sensors are not."""
 
 
-def _all_cells(data: StackData) -> list[float]:
-    return [v for a in data.analogs() for v in a.cell_voltages]
+type CellAt = tuple[float, int, int]
+"""(volts, pack address, cell number)."""
+
+
+def _all_cells(data: StackData) -> list[CellAt]:
+    return [
+        (volts, pack.address, number)
+        for pack in data.available_packs
+        if pack.analog is not None
+        for number, volts in enumerate(pack.analog.cell_voltages, start=1)
+    ]
+
+
+def _lowest_cell(data: StackData) -> CellAt | None:
+    return min(_all_cells(data), default=None)
+
+
+def _highest_cell(data: StackData) -> CellAt | None:
+    return max(_all_cells(data), key=lambda cell: (cell[0], -cell[1], -cell[2]), default=None)
+
+
+def _where(cell: CellAt | None, prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}pack": cell[1], f"{prefix}cell": cell[2]} if cell else {}
+
+
+def _stack_delta(data: StackData) -> float | None:
+    low, high = _lowest_cell(data), _highest_cell(data)
+    return round(high[0] - low[0], 3) if low and high else None
 
 
 def _stack_voltage(data: StackData) -> float | None:
     analogs = data.analogs()
     return round(sum(a.voltage for a in analogs) / len(analogs), 3) if analogs else None
+
+
+def _stack_soh(data: StackData) -> float | None:
+    """Each pack's SOH weighted by its design capacity (a plain mean if none is known)."""
+    analogs = data.analogs()
+    if not analogs:
+        return None
+    weight = sum(a.design_capacity for a in analogs)
+    if not weight:
+        return round(sum(a.soh for a in analogs) / len(analogs), 1)
+    return round(sum(a.soh * a.design_capacity for a in analogs) / weight, 1)
+
+
+def _weakest(data: StackData) -> Attributes:
+    analogs = data.analogs()
+    return {"min_pack": min(analogs, key=lambda a: a.soh).address} if analogs else None
+
+
+def _soc_spread(data: StackData) -> float | None:
+    socs = [a.soc for a in data.analogs()]
+    return round(max(socs) - min(socs), 1) if socs else None
+
+
+def _soc_spread_attributes(data: StackData) -> Attributes:
+    analogs = data.analogs()
+    if not analogs:
+        return None
+    return {
+        "min_pack": min(analogs, key=lambda a: a.soc).address,
+        "max_pack": max(analogs, key=lambda a: a.soc).address,
+    }
 
 
 STACK_SENSORS: tuple[StackSensorDescription, ...] = (
@@ -363,7 +647,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=2,
-        value_fn=lambda d: round(sum(a.current for a in d.analogs()), 2) + 0.0,
+        value_fn=lambda d: _discharge_positive(sum(a.current for a in d.analogs()), 2),
     ),
     StackSensorDescription(
         key="power",
@@ -372,7 +656,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
-        value_fn=lambda d: round(-sum(a.power for a in d.analogs()), 1) + 0.0,
+        value_fn=lambda d: _discharge_positive(sum(a.power for a in d.analogs()), 1),
     ),
     StackSensorDescription(
         key="remaining_capacity",
@@ -400,13 +684,23 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         value_fn=lambda d: _stored_energy(d.analogs()),
     ),
     StackSensorDescription(
+        key="soh",
+        translation_key="soh",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        value_fn=_stack_soh,
+        attrs_fn=_weakest,
+    ),
+    StackSensorDescription(
         key="min_cell_voltage",
         translation_key="min_cell_voltage",
         device_class=SensorDeviceClass.VOLTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=3,
-        value_fn=lambda d: min(_all_cells(d), default=None),
+        value_fn=lambda d: _cell_volts(_lowest_cell(d)),
+        attrs_fn=lambda d: _where(_lowest_cell(d)) or None,
     ),
     StackSensorDescription(
         key="max_cell_voltage",
@@ -415,7 +709,33 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=3,
-        value_fn=lambda d: max(_all_cells(d), default=None),
+        value_fn=lambda d: _cell_volts(_highest_cell(d)),
+        attrs_fn=lambda d: _where(_highest_cell(d)) or None,
+    ),
+    StackSensorDescription(
+        key="cell_voltage_delta",
+        translation_key="cell_voltage_delta",
+        device_class=SensorDeviceClass.VOLTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        suggested_display_precision=3,
+        value_fn=_stack_delta,
+        attrs_fn=lambda d: (
+            {
+                **_where(_lowest_cell(d), "min_"),
+                **_where(_highest_cell(d), "max_"),
+            }
+            or None
+        ),
+    ),
+    StackSensorDescription(
+        key="soc_spread",
+        translation_key="soc_spread",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        value_fn=_soc_spread,
+        attrs_fn=_soc_spread_attributes,
     ),
     StackSensorDescription(
         key="packs_online",
@@ -447,24 +767,32 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
     ),
 )
 
+
+def _cell_volts(cell: CellAt | None) -> float | None:
+    return cell[0] if cell else None
+
+
+def _energy(key: str, *, enabled: bool = True) -> SensorEntityDescription:
+    return SensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        entity_registry_enabled_default=enabled,
+    )
+
+
 ENERGY_SENSORS: tuple[SensorEntityDescription, ...] = (
-    SensorEntityDescription(
-        key="energy_charged",
-        translation_key="energy_charged",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-    ),
-    SensorEntityDescription(
-        key="energy_discharged",
-        translation_key="energy_discharged",
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-    ),
+    _energy("energy_charged"),
+    _energy("energy_discharged"),
 )
+PACK_ENERGY_SENSORS: tuple[SensorEntityDescription, ...] = (
+    _energy("energy_charged", enabled=False),
+    _energy("energy_discharged", enabled=False),
+)
+"""Each pack's share of the stack's counters: off by default (the stack's feed the dashboard)."""
 
 
 class StackSensor(StackEntity, SensorEntity):
@@ -486,9 +814,19 @@ class StackSensor(StackEntity, SensorEntity):
         """The value computed from the last refresh."""
         return self.entity_description.value_fn(self.coordinator.data)
 
+    @property
+    def extra_state_attributes(self) -> Attributes:
+        """Which pack (and cell) the value comes from, where that says something."""
+        attrs_fn = self.entity_description.attrs_fn
+        return attrs_fn(self.coordinator.data) if attrs_fn is not None else None
 
-class EnergySensor(StackEntity, RestoreSensor):
-    """Energy charged into or discharged from the stack: only ever grows, survives restarts."""
+
+class _RestoredEnergy(RestoreSensor):
+    """An energy counter that only grows and starts from its total before the restart."""
+
+    coordinator: StackCoordinator
+    _address: int | None = None
+    """The pack whose share this is; ``None`` for the stack's counters."""
 
     async def async_added_to_hass(self) -> None:
         """Take the total from before the restart as the baseline."""
@@ -500,12 +838,26 @@ class EnergySensor(StackEntity, RestoreSensor):
             value = float(last.native_value)  # type: ignore[arg-type]
         except TypeError, ValueError:
             return
-        self.coordinator.energy.restore(self.entity_description.key, value)
+        self.coordinator.energy.restore(self.entity_description.key, value, self._address)
 
     @property
     def native_value(self) -> float:
         """The total in kWh, to the watt-hour."""
-        return round(self.coordinator.energy.total(self.entity_description.key), 3)
+        return round(self.coordinator.energy.total(self.entity_description.key, self._address), 3)
+
+
+class EnergySensor(StackEntity, _RestoredEnergy):
+    """Energy charged into or discharged from the stack: only ever grows, survives restarts."""
+
+
+class PackEnergySensor(PackEntity, _RestoredEnergy):
+    """One pack's energy charged or discharged (the same counter, per pack)."""
+
+    def __init__(
+        self, coordinator: StackCoordinator, description: SensorEntityDescription, address: int
+    ) -> None:
+        super().__init__(coordinator, description, address)
+        self._address = address
 
 
 # -- platform --------------------------------------------------------------------------------
@@ -513,10 +865,14 @@ class EnergySensor(StackEntity, RestoreSensor):
 
 def _pack_sensors(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
     assert pack.analog is not None
-    return [
-        PackSensor(coordinator, description, pack.address)
-        for description in pack_sensor_descriptions(pack.analog)
+    address = pack.address
+    entities: list[Entity] = [
+        (PackStateSensor if d.key == "state" else PackSensor)(coordinator, d, address)
+        for d in pack_sensor_descriptions(pack.analog)
     ]
+    entities += [PackTimeSensor(coordinator, d, address) for d in TIME_SENSORS]
+    entities += [PackEnergySensor(coordinator, d, address) for d in PACK_ENERGY_SENSORS]
+    return entities
 
 
 async def async_setup_entry(
@@ -529,6 +885,7 @@ async def async_setup_entry(
     async_add_entities(
         [
             *(StackSensor(coordinator, d) for d in STACK_SENSORS),
+            *(StackTimeSensor(coordinator, d) for d in TIME_SENSORS),
             *(EnergySensor(coordinator, d) for d in ENERGY_SENSORS),
         ]
     )

@@ -59,11 +59,11 @@ async def test_notify_on_any_protection(
 ) -> None:
     """A protection of any pack is notified once, with its pack and name; alarms are not."""
     notify = async_mock_service(hass, "notify", "notify")
-    sim.raise_protection(2, "cell_over_voltage")
+    sim.raise_protection(2, "cell_over_voltage", cell=7)
     sim.raise_protection(3, "low_soc")
     await refresh(hass, loaded_entry.runtime_data)
     assert [c.data for c in notify] == [
-        {"title": "Battery pack 2", "message": "Protection: cell over voltage"}
+        {"title": "Battery pack 2", "message": "Pack 2 · Cell 7 · Cell over-voltage protection"}
     ]
     sim.clear_protection(2)
     await refresh(hass, loaded_entry.runtime_data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -63,6 +64,25 @@ def test_packs_are_integrated_separately() -> None:
     energy.add(2, 500.0, -7200.0)
     assert energy.charged == pytest.approx(0.5)
     assert energy.discharged == pytest.approx(1.0)
+
+
+def test_each_pack_has_its_share() -> None:
+    """The same trapezoids, per pack; restored per pack without touching the stack's total."""
+    energy = EnergyCounter()
+    energy.add(1, 0.0, 3600.0)
+    energy.add(2, 0.0, -7200.0)
+    energy.add(1, 500.0, 3600.0)
+    energy.add(2, 500.0, -7200.0)
+    assert energy.total("energy_charged", 1) == pytest.approx(0.5)
+    assert energy.total("energy_discharged", 2) == pytest.approx(1.0)
+    assert energy.total("energy_discharged", 1) == 0.0
+    assert energy.total("energy_charged", 3) == 0.0  # never seen
+    energy.restore("energy_charged", 4.0, 1)
+    energy.restore("energy_charged", 4.0, 1)  # once
+    assert energy.total("energy_charged", 1) == pytest.approx(4.5)
+    assert energy.total("energy_charged") == pytest.approx(0.5)
+    energy.restore("energy_charged", 7.0)  # the stack's own baseline is separate
+    assert energy.total("energy_charged") == pytest.approx(7.5)
 
 
 def test_restore_once() -> None:
@@ -165,3 +185,65 @@ async def test_unparsable_restore_is_ignored(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert float(hass.states.get(CHARGED).state) == 0.0
+
+
+PACK2_DISCHARGED = "sensor.ress_battery_pack_2_energy_discharged"
+
+
+def _enable_pack_counters(hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry) -> None:
+    """Register the packs' counters before set-up, as an owner who enabled them would have."""
+    registry = er.async_get(hass)
+    serial = sim.pack(1).bms_serial
+    for address in (1, 2, 3):
+        for key in ("energy_charged", "energy_discharged"):
+            registry.async_get_or_create(
+                "sensor",
+                "syscom_ress",
+                f"{serial}_pack{address}_{key}",
+                config_entry=entry,
+                suggested_object_id=f"ress_battery_pack_{address}_{key}",
+            )
+
+
+async def test_pack_counters_off_by_default(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Each pack's counters exist, disabled: the stack's feed the energy dashboard."""
+    entry = er.async_get(hass).async_get(PACK2_DISCHARGED)
+    assert entry is not None
+    assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+
+
+async def test_pack_counters_add_up_and_survive_a_restart(
+    hass: HomeAssistant, sim: Simulator, config_entry: MockConfigEntry
+) -> None:
+    """Enabled, each pack counts its own share; the stack's total is their sum; restored."""
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(PACK2_DISCHARGED, "2.5"),
+                {"native_value": 2.5, "native_unit_of_measurement": "kWh"},
+            ),
+        ],
+    )
+    config_entry.add_to_hass(hass)
+    _enable_pack_counters(hass, sim, config_entry)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert float(hass.states.get(PACK2_DISCHARGED).state) == 2.5
+
+    await _discharge(hass, sim, config_entry)
+    energy = config_entry.runtime_data.energy
+    shares = [energy.total("energy_discharged", address) for address in (1, 2, 3)]
+    assert shares[0] > 0 and shares[2] > 0
+    assert shares[1] > 2.5
+    assert sum(shares) - 2.5 == pytest.approx(energy.discharged)
+    pack1 = float(hass.states.get("sensor.ress_battery_pack_1_energy_discharged").state)
+    assert pack1 == round(shares[0], 3) > 0
+    assert float(hass.states.get("sensor.ress_battery_pack_1_energy_charged").state) == 0.0
+
+    total = energy.total("energy_discharged", 2)
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert float(hass.states.get(PACK2_DISCHARGED).state) == pytest.approx(total, abs=0.001)

@@ -115,7 +115,7 @@ async def test_write_changes_when_the_protection_triggers(
     """The low-SOC alarm follows its written threshold; the write is read back."""
     await hass.async_block_till_done(wait_background_tasks=True)
     coordinator = loaded_entry.runtime_data
-    alarm = f"binary_sensor.{PACK1}low_soc_alarm"
+    alarm = f"binary_sensor.{PACK1}alarm"  # the summary: the single bits are off by default
     sim.advance(2)
     await refresh(hass, coordinator)
     assert hass.states.get(alarm).state == "off"  # SOC 50 %, threshold 5 %
@@ -133,7 +133,8 @@ async def test_write_changes_when_the_protection_triggers(
     sim.advance(2)
     await refresh(hass, coordinator)
     assert hass.states.get(alarm).state == "on"
-    assert hass.states.get(f"binary_sensor.{PACK2}low_soc_alarm").state == "off"
+    assert hass.states.get(alarm).attributes["active"] == ["low_soc"]
+    assert hass.states.get(f"binary_sensor.{PACK2}alarm").state == "off"
 
 
 @pytest.mark.usefixtures("enable_numbers")

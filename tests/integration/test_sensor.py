@@ -1,8 +1,6 @@
-"""Sensors: registry metadata, values against the simulator, the pack state, stack totals."""
+"""Sensors: registry metadata, values against the simulator, signs, the pack state, the stack."""
 
 from __future__ import annotations
-
-import re
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import (
@@ -32,19 +30,19 @@ PACK_EXPECTED = [
     ("current", SensorDeviceClass.CURRENT, "A", SensorStateClass.MEASUREMENT, None, True),
     ("power", SensorDeviceClass.POWER, "W", SensorStateClass.MEASUREMENT, None, True),
     ("state_of_charge", SensorDeviceClass.BATTERY, "%", SensorStateClass.MEASUREMENT, None, True),
-    ("state_of_health", None, "%", SensorStateClass.MEASUREMENT, None, True),
-    ("remaining_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, True),
-    ("full_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, True),
-    ("design_capacity", None, "Ah", None, EntityCategory.DIAGNOSTIC, True),
+    ("state_of_health", None, "%", SensorStateClass.MEASUREMENT, None, False),
+    ("remaining_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, False),
+    ("full_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, False),
+    ("design_capacity", None, "Ah", None, EntityCategory.DIAGNOSTIC, False),
     (
         "stored_energy",
         SensorDeviceClass.ENERGY_STORAGE,
         "kWh",
         SensorStateClass.MEASUREMENT,
         None,
-        True,
+        False,
     ),
-    ("cycles", None, None, SensorStateClass.TOTAL_INCREASING, None, True),
+    ("cycles", None, None, SensorStateClass.TOTAL_INCREASING, None, False),
     (
         "lowest_cell_voltage",
         SensorDeviceClass.VOLTAGE,
@@ -69,8 +67,26 @@ PACK_EXPECTED = [
         None,
         True,
     ),
-    ("lowest_cell", None, None, None, None, True),
-    ("highest_cell", None, None, None, None, True),
+    ("lowest_cell", None, None, None, None, False),
+    ("highest_cell", None, None, None, None, False),
+    ("time_to_full", SensorDeviceClass.DURATION, "h", SensorStateClass.MEASUREMENT, None, True),
+    ("time_to_empty", SensorDeviceClass.DURATION, "h", SensorStateClass.MEASUREMENT, None, True),
+    (
+        "energy_charged",
+        SensorDeviceClass.ENERGY,
+        "kWh",
+        SensorStateClass.TOTAL_INCREASING,
+        None,
+        False,
+    ),
+    (
+        "energy_discharged",
+        SensorDeviceClass.ENERGY,
+        "kWh",
+        SensorStateClass.TOTAL_INCREASING,
+        None,
+        False,
+    ),
     (
         "mos_temperature",
         SensorDeviceClass.TEMPERATURE,
@@ -151,6 +167,18 @@ STACK_EXPECTED = [
         None,
         True,
     ),
+    ("state_of_health", None, "%", SensorStateClass.MEASUREMENT, None, True),
+    (
+        "cell_voltage_difference",
+        SensorDeviceClass.VOLTAGE,
+        "V",
+        SensorStateClass.MEASUREMENT,
+        None,
+        True,
+    ),
+    ("state_of_charge_spread", None, "%", SensorStateClass.MEASUREMENT, None, True),
+    ("time_to_full", SensorDeviceClass.DURATION, "h", SensorStateClass.MEASUREMENT, None, True),
+    ("time_to_empty", SensorDeviceClass.DURATION, "h", SensorStateClass.MEASUREMENT, None, True),
     ("packs_online", None, None, SensorStateClass.MEASUREMENT, EntityCategory.DIAGNOSTIC, True),
     ("link_quality", None, "%", SensorStateClass.MEASUREMENT, EntityCategory.DIAGNOSTIC, True),
     (
@@ -221,20 +249,6 @@ async def test_unique_ids(
     ) == ("binary_sensor.ress_battery_pack_3_cell_over_voltage_protection")
 
 
-async def test_entity_counts(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
-    """Per pack of 16 cells and 4 cell sensors: sensors and binary sensors on by default / all."""
-    entries = [
-        e
-        for e in er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
-        if e.domain in ("sensor", "binary_sensor")
-    ]
-    pack1 = [e for e in entries if "_pack1_" in e.unique_id]
-    enabled = [e for e in pack1 if e.disabled_by is None]
-    assert (len(enabled), len(pack1)) == (61, 116)
-    stack = [e for e in entries if not re.search(r"_pack\d+_", e.unique_id)]
-    assert (len([e for e in stack if e.disabled_by is None]), len(stack)) == (13, 14)
-
-
 async def test_pack_values_match_the_bms(
     hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
 ) -> None:
@@ -252,25 +266,57 @@ async def test_pack_values_match_the_bms(
         return state.state
 
     assert float(value("voltage")) == analog.voltage
-    assert float(value("current")) == analog.current < 0
-    assert float(value("power")) == round(-analog.power, 1) > 0  # + = discharging
+    # Current and power share one sign, + = discharging (the BMS says -20 A).
+    assert float(value("current")) == -analog.current > 0
+    assert float(value("power")) == round(-analog.power, 1) > 0
     assert value("state") == "discharging"
     assert float(value("state_of_charge")) == analog.soc
-    assert float(value("remaining_capacity")) == analog.remaining_capacity
-    assert float(value("cycles")) == analog.cycles
     cells = analog.cell_voltages
     assert float(value("lowest_cell_voltage")) == min(cells)
     assert float(value("highest_cell_voltage")) == max(cells)
-    assert int(value("lowest_cell")) == cells.index(min(cells)) + 1
-    assert int(value("highest_cell")) == cells.index(max(cells)) + 1
-    assert float(value("cell_voltage_difference")) == round(max(cells) - min(cells), 3)
+    lowest, highest = cells.index(min(cells)) + 1, cells.index(max(cells)) + 1
+    assert hass.states.get(PACK + "lowest_cell_voltage").attributes["cell"] == lowest
+    assert hass.states.get(PACK + "highest_cell_voltage").attributes["cell"] == highest
+    delta = hass.states.get(PACK + "cell_voltage_difference")
+    assert float(delta.state) == round(max(cells) - min(cells), 3)
+    assert (delta.attributes["min_cell"], delta.attributes["max_cell"]) == (lowest, highest)
     assert float(value("mos_temperature")) == analog.mos_temperature
-    assert float(value("stored_energy")) == round(
-        analog.remaining_capacity * analog.voltage / 1000, 3
-    )
+    assert float(value("cell_temperature_2")) == analog.cell_temperatures[1]
     state = hass.states.get(PACK + "state")
     assert state is not None
     assert state.attributes["options"] == [m.value for m in PackMode]
+
+
+async def test_values_off_by_default_match_the_bms(
+    hass: HomeAssistant, sim: Simulator, config_entry: MockConfigEntry
+) -> None:
+    """Enabled by the owner, the quiet values read as the BMS sends them."""
+    registry = er.async_get(hass)
+    serial = sim.pack(1).bms_serial
+    config_entry.add_to_hass(hass)
+    keys = ("soh", "remaining_capacity", "cycles", "stored_energy", "min_cell", "max_cell")
+    for key in keys:
+        registry.async_get_or_create(
+            "sensor", "syscom_ress", f"{serial}_pack1_{key}", config_entry=config_entry
+        )  # registered before set-up: enabled
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    analog = sim.pack(1).analog()
+
+    def value(key: str) -> str:
+        entity_id = registry.async_get_entity_id("sensor", "syscom_ress", f"{serial}_pack1_{key}")
+        assert entity_id is not None
+        return hass.states.get(entity_id).state
+
+    assert float(value("soh")) == analog.soh
+    assert float(value("remaining_capacity")) == analog.remaining_capacity
+    assert float(value("cycles")) == analog.cycles
+    assert float(value("stored_energy")) == round(
+        analog.remaining_capacity * analog.voltage / 1000, 3
+    )
+    cells = analog.cell_voltages
+    assert int(value("min_cell")) == cells.index(min(cells)) + 1
+    assert int(value("max_cell")) == cells.index(max(cells)) + 1
 
 
 async def test_stack_totals(
@@ -290,8 +336,9 @@ async def test_stack_totals(
         assert state is not None
         return float(state.state)
 
+    # Pack 2 discharges more than pack 1 charges: the stack discharges, both signs say so.
     assert value("power") == round(-sum(a.power for a in analogs), 1) > 0
-    assert value("current") == round(sum(a.current for a in analogs), 2) < 0
+    assert value("current") == round(-sum(a.current for a in analogs), 2) > 0
     assert value("state_of_charge") == soc_weighted(analogs)
     assert value("voltage") == round(sum(a.voltage for a in analogs) / 3, 3)
     assert value("full_capacity") == round(sum(a.full_capacity for a in analogs), 2)
@@ -301,6 +348,43 @@ async def test_stack_totals(
     assert value("packs_online") == 3
     assert value("link_quality") == 100
     assert hass.states.get(PACK + "state").state == "charging"
+    assert float(hass.states.get(PACK + "current").state) == -analogs[0].current < 0
+
+
+async def test_stack_health(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """SOH weighted by design capacity, the cell spread with where its ends are, SOC spread."""
+    sim.pack(2).physics.soc = 80.0
+    sim.pack(3).physics.soc = 30.0
+    sim.pack(3).physics.full_capacity = 90.0  # a tired pack: SOH 90 %
+    sim.advance(1)
+    await loaded_entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+    analogs = {a: sim.pack(a).analog() for a in (1, 2, 3)}
+
+    soh = hass.states.get(STACK + "state_of_health")
+    design = sum(a.design_capacity for a in analogs.values())
+    expected = sum(a.soh * a.design_capacity for a in analogs.values()) / design
+    assert float(soh.state) == round(expected, 1)
+    assert soh.attributes["min_pack"] == 3
+
+    cells = [(v, a, n) for a, x in analogs.items() for n, v in enumerate(x.cell_voltages, 1)]
+    low = min(cells)
+    high = max(cells, key=lambda c: (c[0], -c[1], -c[2]))  # ties: the first pack and cell
+    delta = hass.states.get(STACK + "cell_voltage_difference")
+    assert float(delta.state) == round(high[0] - low[0], 3)
+    assert (delta.attributes["min_pack"], delta.attributes["min_cell"]) == (low[1], low[2])
+    assert (delta.attributes["max_pack"], delta.attributes["max_cell"]) == (high[1], high[2])
+    lowest = hass.states.get(STACK + "lowest_cell_voltage")
+    assert (lowest.attributes["pack"], lowest.attributes["cell"]) == (low[1], low[2])
+    highest = hass.states.get(STACK + "highest_cell_voltage")
+    assert (highest.attributes["pack"], highest.attributes["cell"]) == (high[1], high[2])
+
+    spread = hass.states.get(STACK + "state_of_charge_spread")
+    socs = {a: x.soc for a, x in analogs.items()}
+    assert float(spread.state) == round(max(socs.values()) - min(socs.values()), 1) > 40
+    assert (spread.attributes["min_pack"], spread.attributes["max_pack"]) == (3, 2)
 
 
 def _analog(current: float = 0.0, soc_ext: bytes = b"") -> PackAnalog:
@@ -316,6 +400,9 @@ def _status(*keys: str) -> PackStatus:
     [
         (0.0, (), PackMode.STANDBY),
         (0.1, (), PackMode.STANDBY),
+        (0.19, (), PackMode.STANDBY),
+        (0.2, (), PackMode.CHARGING),
+        (-0.2, (), PackMode.DISCHARGING),
         (5.0, (), PackMode.CHARGING),
         (-5.0, (), PackMode.DISCHARGING),
         (5.0, ("cell_over_voltage_protection",), PackMode.PROTECTION),
@@ -329,6 +416,35 @@ def test_pack_mode(current: float, keys: tuple[str, ...], mode: PackMode) -> Non
     assert pack_mode(_analog(current), _status(*keys)) is mode
     if not keys:
         assert pack_mode(_analog(current), None) is mode
+
+
+def test_pack_mode_hysteresis() -> None:
+    """A direction starts at the idle threshold and ends below half of it."""
+    assert pack_mode(_analog(0.15), None, PackMode.CHARGING) is PackMode.CHARGING
+    assert pack_mode(_analog(0.09), None, PackMode.CHARGING) is PackMode.STANDBY
+    assert pack_mode(_analog(0.15), None, PackMode.STANDBY) is PackMode.STANDBY
+    assert pack_mode(_analog(-0.15), None, PackMode.DISCHARGING) is PackMode.DISCHARGING
+    assert pack_mode(_analog(-0.15), None, PackMode.CHARGING) is PackMode.STANDBY
+    protected = _status("cell_over_voltage_protection")
+    assert pack_mode(_analog(0.15), protected, PackMode.CHARGING) is PackMode.PROTECTION
+
+
+async def test_state_keeps_its_direction_near_the_threshold(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """0.15 A after charging still reads charging; from standby it stays standby."""
+    coordinator = loaded_entry.runtime_data
+    for demand, expected in ((5.0, "charging"), (0.15, "charging"), (0.05, "standby")):
+        sim.pack(1).demand = demand
+        sim.advance(1)
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+        assert hass.states.get(PACK + "state").state == expected, demand
+    sim.pack(1).demand = 0.15
+    sim.advance(1)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(PACK + "state").state == "standby"
 
 
 def test_soc_weighted() -> None:

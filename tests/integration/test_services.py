@@ -93,8 +93,8 @@ async def test_write_parameters_as_a_set(
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     assert coordinator.pack(1).status.flag("cell_over_voltage_protection")
-    state = hass.states.get("binary_sensor.ress_battery_pack_1_cell_over_voltage_protection")
-    assert state.state == "on"
+    state = hass.states.get("binary_sensor.ress_battery_pack_1_protection")
+    assert (state.state, state.attributes["active"]) == ("on", ["cell_over_voltage"])
 
 
 async def test_dry_run_sends_nothing(
