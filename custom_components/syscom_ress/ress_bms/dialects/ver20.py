@@ -288,6 +288,8 @@ class DialectStatus:
     name -> the 1-based cells flagged; only flags with a cell set."""
     data_flag: int = 0
     """DATA FLAG of the reply (informative only, dialects.md 8.9)."""
+    fields: Mapping[str, int] = field(default_factory=dict)
+    """Every status field of the block as sent, by its name in the layout (for reports)."""
 
 
 def build_status(
@@ -313,9 +315,9 @@ def build_status(
             (shared if bit.shared else extra).append(bit.name)
     extra_cells: dict[str, tuple[int, ...]] = {}
     balancing: tuple[int, ...] = ()
-    for name, names in table.cell_fields.items():
+    for name, parts in table.cell_fields.items():
         word, shift = 0, 0
-        for field_name in names:
+        for field_name in parts:
             if field_name in values:
                 word |= values.integer(field_name) << shift
             shift += table.widths.get(field_name, 8)
@@ -330,7 +332,11 @@ def build_status(
     bytes_ = status_bytes(shared, extras)
     bytes_[StatusByte.BALANCE_1], bytes_[StatusByte.BALANCE_2] = balance_bytes(balancing)
     status = PackStatus(address, cell_codes, temperature_codes, *codes, bytes_)
-    return DialectStatus(status, tuple(extra), extra_cells, data_flag)
+    sent = dict.fromkeys(
+        [b.field for b in table.bits] + [n for p in table.cell_fields.values() for n in p]
+    )
+    fields = {name: values.integer(name) for name in sent if name in values}
+    return DialectStatus(status, tuple(extra), extra_cells, data_flag, fields)
 
 
 @dataclass(frozen=True, slots=True)
