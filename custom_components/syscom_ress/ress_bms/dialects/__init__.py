@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from typing import Final
 
-from . import eg4, pace, pylontech, seplos
+from . import eg4, pace, pace_modbus, pylontech, seplos, seplos_v3
 from .base import Capability, DialectInfo, MultiPack
 
 DIALECTS: Final[dict[str, DialectInfo]] = {
-    info.name: info for info in (pace.INFO, seplos.INFO, pylontech.INFO, eg4.INFO)
+    info.name: info
+    for info in (
+        pace.INFO,
+        seplos.INFO,
+        pylontech.INFO,
+        eg4.INFO,
+        pace_modbus.INFO,
+        seplos_v3.INFO,
+    )
 }
 """Every dialect by name, in the order detection tries them (dialects.md 7.2: at 9600 PACE,
-Seplos V2, Pylontech, then EG4, whose slow reply needs the longest wait)."""
+Seplos V2, Pylontech, then EG4, whose slow reply needs the longest wait; then Modbus: PACE
+Modbus at 9600, Seplos V3 at 19200)."""
 
 __all__ = ["DIALECTS", "Capability", "DialectInfo", "MultiPack"]
