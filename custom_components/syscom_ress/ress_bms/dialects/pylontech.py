@@ -478,6 +478,14 @@ def decode_software_version(reply: Reply) -> SoftwareVersion:
     )
 
 
+def decode_protocol_version(reply: Reply) -> int:
+    """A 4FH reply: the protocol version is its VER byte (empty INFO; 0x20 on a US5000C)."""
+    frame = reply_frame(reply, (CID1,), PROTOCOL_VERSION, any_ver=True)
+    if frame.info:
+        raise DecodeError(f"4FH: {len(frame.info)} INFO bytes, none expected")
+    return frame.ver
+
+
 def decode_manufacturer_info(reply: Reply) -> ManufacturerInfo:
     """A 51H reply: 10 ASCII battery name, 2 version bytes, 20 ASCII manufacturer."""
     return read_manufacturer_info(reply_frame(reply, (CID1,), MANUFACTURER_INFO).info)
