@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
@@ -12,10 +13,12 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, PLATFORMS
 from .coordinator import RessConfigEntry, StackCoordinator
+from .history_cache import STORAGE_VERSION, storage_key
 from .repairs import async_watch_stack
 from .services import async_setup_services
 
@@ -37,12 +40,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: RessConfigEntry) -> bool
         await coordinator.link.close()
         raise
     entry.runtime_data = coordinator
+    await coordinator.history.async_load()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Protection events and repair issues follow the refreshes from here on; what is active
     # now is the start-up state, shown by the binary sensors, not an event.
     entry.async_on_unload(coordinator.control.async_start())
     entry.async_on_unload(async_watch_stack(hass, coordinator))
     entry.async_on_unload(_follow_title(hass, entry))
+    # The history log is read between refreshes, a few records at a time (history_cache.py).
+    entry.async_on_unload(coordinator.history.async_unload)
+    entry.async_on_unload(coordinator.history.async_start())
     return True
 
 
@@ -64,6 +71,11 @@ def _follow_title(hass: HomeAssistant, entry: RessConfigEntry) -> Callable[[], N
 async def async_unload_entry(hass: HomeAssistant, entry: RessConfigEntry) -> bool:
     """Unload the platforms; the coordinator's shutdown closes the link."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: RessConfigEntry) -> None:
+    """The stack is gone: so is its cached history log."""
+    await Store[dict[str, Any]](hass, STORAGE_VERSION, storage_key(entry.entry_id)).async_remove()
 
 
 async def async_remove_config_entry_device(

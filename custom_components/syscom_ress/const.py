@@ -65,4 +65,3 @@ BALANCING_HOLD: Final = timedelta(minutes=5)
 """The Balancing binary sensor stays on this long after the last refresh that saw balancing."""
 MAX_INTEGRATION_GAP: Final = 600.0
 """Energy is not integrated across a gap between two readings longer than this (seconds)."""
-HISTORY_DIAGNOSTICS_RECORDS: Final = 500

@@ -53,7 +53,6 @@ from .ress_bms.errors import (
     ResponseError,
     ValidationError,
 )
-from .ress_bms.history import HistoryRecord
 from .ress_bms.status import BITS_BY_KEY, STATUS_BITS, Kind, PackStatus, Place, StatusBit
 
 if TYPE_CHECKING:
@@ -517,14 +516,14 @@ class StackControl:
         self._shutdown.add(address)
         self.coordinator.async_mark_pack_silent(address)
 
-    # -- clock and history ---------------------------------------------------------------------
+    # -- clock (the history log is read by history_cache.py) -----------------------------------
+
+    async def async_read_clock(self, address: int) -> datetime:
+        """B1H: a pack's clock (local time, naive)."""
+        with translate_errors(address):
+            return await self._client.read_clock(address)
 
     async def async_set_clock(self, address: int, value: datetime) -> None:
         """B2H: set a pack's clock."""
         with translate_errors(address):
             await self._client.set_clock(value, address)
-
-    async def async_read_history(self, address: int, count: int) -> list[HistoryRecord]:
-        """A1H: the newest ``count`` records of a pack, newest first."""
-        with translate_errors(address):
-            return await self._client.read_history(address, count)

@@ -11,14 +11,14 @@ end of an outage is seen within two intervals plus the link timeout.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 import time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -46,6 +46,7 @@ from .const import (
     STACK_MODEL,
 )
 from .control import StackControl
+from .history_cache import StackHistory
 from .ress_bms.analog import PackAnalog
 from .ress_bms.client import PackInfo, PollMode, StackClient, StackInfo, StackSample
 from .ress_bms.errors import (
@@ -282,6 +283,11 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         self._quality: deque[tuple[int, int]] = deque(maxlen=LINK_QUALITY_WINDOW + 1)
         self.control = StackControl(self)
         """Parameters, switches, forced shutdown and protection events (control.py)."""
+        self.refreshing = False
+        """Whether a refresh runs now (the history reader keeps off the bus meanwhile)."""
+        self._refresh_listeners: list[Callable[[], None]] = []
+        self.history = StackHistory(self)
+        """The BMS history log of each pack, cached and filled between refreshes."""
 
     @property
     def link(self) -> Link:
@@ -577,6 +583,26 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         LOGGER.info("Pack %s on %s was shut down by command", address, self.link.url)
         if self.data is not None:
             self.async_set_pack_updated()
+
+    async def _async_refresh(self, *args: Any, **kwargs: Any) -> None:
+        """Refresh as Home Assistant does, with :attr:`refreshing` set; tell the listeners."""
+        self.refreshing = True
+        try:
+            await super()._async_refresh(*args, **kwargs)
+        finally:
+            self.refreshing = False
+        for listener in list(self._refresh_listeners):
+            listener()
+
+    @callback
+    def async_add_refresh_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call ``listener`` after every refresh, whether or not the values changed."""
+        self._refresh_listeners.append(listener)
+
+        def remove() -> None:
+            self._refresh_listeners.remove(listener)
+
+        return remove
 
     async def async_shutdown(self) -> None:
         """Stop polling and close the link."""

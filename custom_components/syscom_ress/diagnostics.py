@@ -2,8 +2,9 @@
 
 Serials, the gateway's host and the serial port are redacted. The raw frames of the last
 exchange of each command are included (those of C2H, which carry the serials, are not), and the
-history log is read from every pack that answers at its own address while the download runs
-(up to 500 records each, newest first: that can take a minute at 9600 baud).
+history log of every pack that answers at its own address comes from the history cache
+(history_cache.py): the download sends nothing on the bus and says how fresh each log is (when
+it was last checked, how many records are cached, whether the whole log is).
 
 ``report`` is what ``ress-bms report`` writes, built by the same library function from what the
 coordinator already holds: discovery, the last poll, the parameters read so far and the last
@@ -20,11 +21,10 @@ from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
-from .const import CONF_DEVICE, HISTORY_DIAGNOSTICS_RECORDS
+from .const import CONF_DEVICE
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .ress_bms.capture import frames_from_exchanges
 from .ress_bms.commands import Command
-from .ress_bms.errors import BmsError
 from .ress_bms.report import build_report, history_json, redact_url
 from .ress_bms.status import PackStatus
 
@@ -76,20 +76,12 @@ def _pack(coordinator: StackCoordinator, pack: PackState) -> dict[str, Any]:
     }
 
 
-async def _history(coordinator: StackCoordinator, address: int) -> dict[str, Any]:
-    """A pack's history log, read now; an error in place of records if it fails."""
-    try:
-        records = await coordinator.client.read_history(address, count=HISTORY_DIAGNOSTICS_RECORDS)
-    except BmsError as err:
-        return {"error": str(err)}
-    return {"count": len(records), "records": [history_json(r) for r in records]}
-
-
-def _reachable(coordinator: StackCoordinator, pack: PackState) -> bool:
-    """Packs that answer commands at their own address (the master always does)."""
-    return pack.available and (
-        pack.info.direct or pack.address == coordinator.client.master_address
-    )
+def _history(coordinator: StackCoordinator, address: int) -> dict[str, Any] | None:
+    """A pack's cached history log with its freshness (``None``: the pack has no history)."""
+    history = coordinator.history.pack(address)
+    if history is None:
+        return None
+    return {**history.freshness(), "records": [history_json(r) for r in history.records]}
 
 
 def _link(coordinator: StackCoordinator) -> dict[str, Any]:
@@ -160,7 +152,7 @@ async def _diagnostics(
     coordinator: StackCoordinator, entry: RessConfigEntry, packs: list[PackState]
 ) -> dict[str, Any]:
     data = coordinator.data
-    report = _report(coordinator, packs)  # before the history read adds its own frames
+    report = _report(coordinator, packs)
     return async_redact_data(
         {
             "entry": _entry(entry),
@@ -174,9 +166,9 @@ async def _diagnostics(
             "link": _link(coordinator),
             "packs": [_pack(coordinator, pack) for pack in packs],
             "history": {
-                str(pack.address): await _history(coordinator, pack.address)
+                str(pack.address): history
                 for pack in packs
-                if _reachable(coordinator, pack)
+                if (history := _history(coordinator, pack.address)) is not None
             },
             "report": report,
         },

@@ -54,6 +54,14 @@ from .estimates import (
     time_to_empty,
     time_to_full,
 )
+from .history_cache import (
+    LAST_RECORD,
+    RecordAttributes,
+    RecordTime,
+    follow_history,
+    newest_record_attributes,
+    newest_record_time,
+)
 from .ress_bms.analog import PackAnalog
 from .ress_bms.status import PackStatus
 
@@ -860,6 +868,39 @@ class PackEnergySensor(PackEntity, _RestoredEnergy):
         self._address = address
 
 
+class LastRecordSensor(PackEntity, SensorEntity):
+    """When the pack's BMS logged its newest history record, and what it holds.
+
+    From the cached log (history_cache.py); only packs that answer at their own address have one.
+    """
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the pack's cached history."""
+        await super().async_added_to_hass()
+        self.async_on_remove(follow_history(self))
+
+    @property
+    def available(self) -> bool:
+        """Once a record is cached: the log is the pack's past, shown while it is silent too."""
+        return self.native_value is not None
+
+    @property
+    def native_value(self) -> RecordTime:
+        """When the newest record was logged."""
+        return newest_record_time(self.coordinator, self.address)
+
+    @property
+    def extra_state_attributes(self) -> RecordAttributes:
+        """Its kind and the protections, alarms and faults it holds."""
+        return newest_record_attributes(self.coordinator, self.address)
+
+
+def _history_sensors(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
+    if not coordinator.control.reachable(pack.address):
+        return []
+    return [LastRecordSensor(coordinator, LAST_RECORD, pack.address)]
+
+
 # -- platform --------------------------------------------------------------------------------
 
 
@@ -890,3 +931,4 @@ async def async_setup_entry(
         ]
     )
     async_add_pack_entities(entry, async_add_entities, _pack_sensors)
+    async_add_pack_entities(entry, async_add_entities, _history_sensors)

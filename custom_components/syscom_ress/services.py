@@ -5,6 +5,10 @@ Registered once in ``async_setup`` (not per entry). Each takes a device: a pack,
 answers at its own address). Actions that change the battery (``write_parameters``,
 ``sync_clock``) are admin-only. Bad input raises ``ServiceValidationError`` and a failing pack
 ``HomeAssistantError``, both translated.
+
+``read_history`` answers from the history cache (history_cache.py) without a byte on the bus,
+and says how fresh it is; ``sync_clock`` reads each clock before it sets it and returns the
+drift.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
+from homeassistant.util.json import JsonValueType
 
 try:  # Home Assistant validates with probatio from 2026.9 on (voluptuous is aliased to it)
     import probatio as vol
@@ -152,22 +157,39 @@ async def _write_parameters(call: ServiceCall) -> ServiceResponse:
 
 async def _read_history(call: ServiceCall) -> ServiceResponse:
     coordinator, address = _pack(call.hass, call)
-    records = await coordinator.control.async_read_history(address, call.data[ATTR_COUNT])
-    return {"pack": address, "records": [history_json(r) for r in records]}
+    history = coordinator.history.pack(address)
+    assert history is not None  # _pack: the pack answers at its own address
+    records = history.records[: call.data[ATTR_COUNT]]
+    return {
+        "pack": address,
+        **history.freshness(),
+        "records": [history_json(r) for r in records],
+    }
 
 
-async def _sync_clock(call: ServiceCall) -> None:
+async def _sync_clock(call: ServiceCall) -> ServiceResponse:
     coordinator, address = _target(call.hass, call)
-    now = dt_util.now().replace(tzinfo=None, microsecond=0)
     if address is not None:
         if not coordinator.control.reachable(address):
             raise _invalid("pack_not_reachable", pack=str(address))
-        await coordinator.control.async_set_clock(address, now)
-        return
-    stack = coordinator.stack
-    for pack in stack.packs if stack is not None else ():
-        if pack.direct:
-            await coordinator.control.async_set_clock(pack.address, now)
+        addresses = [address]
+    else:
+        stack = coordinator.stack
+        addresses = [p.address for p in stack.packs if p.direct] if stack is not None else []
+    packs: list[JsonValueType] = []
+    for pack in addresses:
+        old = await coordinator.control.async_read_clock(pack)
+        new = dt_util.now().replace(tzinfo=None, microsecond=0)
+        await coordinator.control.async_set_clock(pack, new)
+        packs.append(
+            {
+                "pack": pack,
+                "old": old.isoformat(),
+                "new": new.isoformat(),
+                "drift": (old - new).total_seconds(),
+            }
+        )
+    return {"packs": packs}
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
@@ -194,4 +216,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=WRITE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
-    async_register_admin_service(hass, DOMAIN, SERVICE_SYNC_CLOCK, _sync_clock, DEVICE_SCHEMA)
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_SYNC_CLOCK,
+        _sync_clock,
+        schema=DEVICE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )

@@ -68,3 +68,13 @@ async def refresh(hass: HomeAssistant, coordinator: StackCoordinator) -> None:
     """One poll of the stack, and every state written."""
     await coordinator.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def settle_history(hass: HomeAssistant, coordinator: StackCoordinator) -> int:
+    """Refresh until the history cache holds every reachable pack's whole log; refreshes taken."""
+    for refreshes in range(1, 200):
+        await refresh(hass, coordinator)
+        packs = [coordinator.history.pack(address) for address in coordinator.data.packs]
+        if all(p is None or (p.complete and not p.pending and not p.check_wanted) for p in packs):
+            return refreshes
+    raise AssertionError("the history cache never settled")

@@ -25,9 +25,11 @@ from custom_components.syscom_ress.ress_bms.capture import parse_frames
 from custom_components.syscom_ress.ress_bms.replay import replay_frames, summary
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 
+from .control_helpers import refresh
+
 # The TCP port of the simulator and round-trip times change from run to run; the versions
 # differ between the two Home Assistant versions tested, and the report's creation time too.
-VOLATILE = props("url", "device", "last_rtt", "rtt_by_command", "versions", "created")
+VOLATILE = props("url", "device", "last_rtt", "rtt_by_command", "versions", "created", "checked_at")
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +46,8 @@ async def test_entry_diagnostics(
 ) -> None:
     """The whole stack: last sample, link, frames, history; no serial or host anywhere."""
     sim.raise_protection(2, "cell_over_voltage")  # logs a history record on pack 2
-    await loaded_entry.runtime_data.async_refresh()
+    for _ in range(2):  # seen, and its record learned by the history cache
+        await refresh(hass, loaded_entry.runtime_data)
     result = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
 
     text = json.dumps(result)
@@ -92,16 +95,23 @@ async def test_history_failure_and_silent_pack(
     sim: Simulator,
     loaded_entry: MockConfigEntry,
 ) -> None:
-    """A silent pack is listed without history; a history read that fails shows its error."""
+    """A silent pack keeps its cached history; a history read that failed shows its error."""
     coordinator = loaded_entry.runtime_data
+    await refresh(hass, coordinator)  # every log (one record each) is cached
     sim.set_offline(3)
     for _ in range(3):
-        await coordinator.async_refresh()
-    sim.faults.once("drop", 2)  # the master's first history read is lost, retry included
+        await refresh(hass, coordinator)
+    history = coordinator.history.pack(1)
+    assert history is not None
+    history.check_wanted = True
+    sim.faults.once("drop", 2)  # the master's next history read is lost, retry included
+    coordinator.history._refreshed()  # a step of the background reader, as after a refresh
+    await hass.async_block_till_done(wait_background_tasks=True)
     result = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
-    assert set(result["history"]) == {"1", "2"}
-    assert "error" in result["history"]["1"]
-    assert result["history"]["2"]["count"] >= 1
+    assert set(result["history"]) == {"1", "2", "3"}
+    assert "no reply" in result["history"]["1"]["error"]
+    assert result["history"]["1"]["cached"] == 1  # what was cached before stays
+    assert result["history"]["3"]["cached"] == 1
     pack3 = result["packs"][2]
     assert pack3["available"] is False
     assert pack3["missed_refreshes"] == 3

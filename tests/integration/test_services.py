@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from homeassistant.auth.models import User
 from homeassistant.const import ATTR_DEVICE_ID
@@ -18,7 +18,7 @@ from custom_components.syscom_ress.ress_bms.commands import Command
 from custom_components.syscom_ress.ress_bms.params import PARAMETERS
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 
-from .control_helpers import chained
+from .control_helpers import chained, settle_history
 
 
 def _device(hass: HomeAssistant, sim: Simulator, address: int | None) -> str:
@@ -177,13 +177,21 @@ async def test_write_actions_are_for_admins(
 async def test_read_history(
     hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
 ) -> None:
-    """Decoded records, newest first, as many as asked for."""
+    """Decoded records, newest first, as many as asked for, from the cache: how fresh it is."""
+    coordinator = loaded_entry.runtime_data
     sim.raise_protection(2, "cell_over_voltage")
     sim.advance(1)
     sim.raise_protection(2, "ntc_fault")
+    await settle_history(hass, coordinator)  # the cache has learned their records
+    requests = sim.line.traffic.requests
     response = await _call(hass, "read_history", {ATTR_DEVICE_ID: _device(hass, sim, 2)})
+    assert sim.line.traffic.requests == requests  # nothing read from the bus
     records = response["records"]
     assert response["pack"] == 2
+    assert response["cached"] == 3
+    assert response["complete"] is True
+    assert response["error"] is None
+    assert dt_util.parse_datetime(response["checked_at"]) is not None
     assert len(records) == 3  # two events and the power-on record
     assert records[0]["faults"] == ["ntc"]
     assert "cell_over_voltage" in records[1]["protections"]
@@ -219,6 +227,27 @@ async def test_sync_clock(
         assert before <= sim.pack(address).now() <= local()
 
 
+async def test_sync_clock_returns_old_and_new_clocks_and_the_drift(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Per pack: the clock read before, the one set, and how far off it was (s, + = ahead)."""
+    ahead = dt_util.now().replace(tzinfo=None, microsecond=0) + timedelta(hours=2)
+    sim.pack(3).set_clock(ahead)  # simulated time stands still: the pack's clock stays there
+    response = await _call(hass, "sync_clock", {ATTR_DEVICE_ID: _device(hass, sim, None)})
+    after = dt_util.now().replace(tzinfo=None, microsecond=0)
+    assert [p["pack"] for p in response["packs"]] == [1, 2, 3]
+    pack3 = response["packs"][2]
+    old, new = datetime.fromisoformat(pack3["old"]), datetime.fromisoformat(pack3["new"])
+    assert old == ahead
+    assert new <= after
+    assert pack3["drift"] == (old - new).total_seconds() > 0
+    assert sim.pack(3).now() == new
+    response = await _call(hass, "sync_clock", {ATTR_DEVICE_ID: _device(hass, sim, 3)})
+    (only,) = response["packs"]
+    assert only["pack"] == 3
+    assert datetime.fromisoformat(only["old"]) == new
+
+
 async def test_bad_targets(
     hass: HomeAssistant,
     sim: Simulator,
@@ -251,7 +280,7 @@ async def test_device_failure_is_a_translated_error(
     """A pack that stops answering: HomeAssistantError (not a validation error)."""
     sim.set_offline(3)
     with pytest.raises(HomeAssistantError) as err:
-        await _call(hass, "read_history", {ATTR_DEVICE_ID: _device(hass, sim, 3)})
+        await _call(hass, "read_parameters", {ATTR_DEVICE_ID: _device(hass, sim, 3)})
     assert not isinstance(err.value, ServiceValidationError)
     assert err.value.translation_key == "pack_no_reply"
 
