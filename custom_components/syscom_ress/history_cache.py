@@ -512,12 +512,12 @@ def newest_record_attributes(coordinator: StackCoordinator, address: int) -> Rec
 
 
 def follow_history(entity: PackEntity) -> CALLBACK_TYPE:
-    """Write the entity's state whenever its pack's cached history changes."""
+    """Update the entity when its pack's cached history changes (written if what it shows did)."""
 
     @callback
     def changed(address: int) -> None:
         if address == entity.address:
-            entity.async_write_ha_state()
+            entity._handle_coordinator_update()  # the path a refresh takes: writes only changes
 
     return async_dispatcher_connect(
         entity.hass, signal_history(entity.coordinator.config_entry.entry_id), changed

@@ -9,7 +9,10 @@ A :class:`StackWatcher` per stack checks the link's counters every minute and af
   :data:`SECOND_MASTER_CLEAR`;
 * ``firmware_dialect``: a pack answers in a way the integration does not fully know: a 42H
   extension length never seen before, replies with a wrong LCHKSUM (tolerated, but a sign of
-  other differences), or replies with another VER than 0x25.
+  other differences), or replies with another VER than 0x25;
+* ``pack_offline``: some packs answer and others have stopped (their entities are
+  unavailable): the stack's totals (state of charge, capacities, stored energy, power) count the
+  packs that answer only, so the owner is told that the stack looks smaller than it is.
 
 None of them can be fixed from Home Assistant, so they carry no fix flow; each one is removed as
 soon as its cause is gone, and all of them when the entry unloads.
@@ -41,7 +44,13 @@ UNSOLICITED_SUSPECT: Final = 3
 ISSUE_LINK_SILENT: Final = "link_silent"
 ISSUE_SECOND_MASTER: Final = "second_master"
 ISSUE_FIRMWARE_DIALECT: Final = "firmware_dialect"
-ISSUES: Final = (ISSUE_LINK_SILENT, ISSUE_SECOND_MASTER, ISSUE_FIRMWARE_DIALECT)
+ISSUE_PACK_OFFLINE: Final = "pack_offline"
+ISSUES: Final = (
+    ISSUE_LINK_SILENT,
+    ISSUE_SECOND_MASTER,
+    ISSUE_FIRMWARE_DIALECT,
+    ISSUE_PACK_OFFLINE,
+)
 
 
 def utcnow() -> datetime:
@@ -102,6 +111,7 @@ class StackWatcher:
         self._check_silent(now)
         self._check_second_master(now)
         self._check_dialect(now)
+        self._check_packs_offline()
 
     def _set(self, kind: str, active: bool, **placeholders: str) -> None:
         ident = issue_id(kind, self._entry_id)
@@ -174,6 +184,21 @@ class StackWatcher:
             if ver != VER_PACE:
                 findings.append(f"the reply to {command:02X}H carries VER {ver:02X}H, not 25H")
         self._set(ISSUE_FIRMWARE_DIALECT, bool(findings), details="; ".join(findings))
+
+
+    def _check_packs_offline(self) -> None:
+        """Some packs answer, others not: the totals are of the packs that answer only."""
+        data = self.coordinator.data
+        packs = list(data.packs.values()) if data is not None else []
+        online = [p for p in packs if p.available]
+        offline = [p.address for p in packs if not p.available]
+        self._set(
+            ISSUE_PACK_OFFLINE,
+            bool(online and offline),  # all silent: link_silent says so
+            packs=", ".join(str(a) for a in offline),
+            online=str(len(online)),
+            total=str(len(packs)),
+        )
 
 
 @callback

@@ -210,3 +210,42 @@ def _stack(sim: Simulator, **changes: object) -> None:
 def test_profiles_known() -> None:
     """The default profile sends no extension, the length every dialect check starts from."""
     assert PROFILES["pace-2018"].extension == 0
+
+
+async def test_a_pack_offline_says_the_totals_count_the_others(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """One pack silent, the others not: the stack's capacity shrinks, and an issue says why."""
+    coordinator = loaded_entry.runtime_data
+    full = float(hass.states.get("sensor.ress_battery_full_capacity").state)
+    assert _issue(hass, "pack_offline", loaded_entry) is None
+    sim.set_offline(3)
+    for _ in range(3):
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+    issue = _issue(hass, "pack_offline", loaded_entry)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["packs"] == "3"
+    assert issue.translation_placeholders["online"] == "2"
+    assert issue.translation_placeholders["total"] == "3"
+    assert hass.states.get("sensor.ress_battery_packs_online").state == "2"
+    assert float(hass.states.get("sensor.ress_battery_full_capacity").state) < full
+    sim.set_offline(3, False)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert _issue(hass, "pack_offline", loaded_entry) is None
+
+
+async def test_no_pack_offline_issue_when_all_are_silent(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Nothing answers: that is the silent-bus issue's to say, not one per pack."""
+    coordinator = loaded_entry.runtime_data
+    for address in (1, 2, 3):
+        sim.set_offline(address)
+    for _ in range(3):
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+    assert _issue(hass, "pack_offline", loaded_entry) is None
