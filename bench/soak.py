@@ -568,6 +568,8 @@ class Run:
     plan: list[tuple[float, float]]
     ha_version: str | None = None
     tree: str = ""
+    current_sign: int = 1
+    """How the integration's current sensors are signed (found from the run, see current_sign)."""
     diagnostics: dict[str, Any] | None = None
     offline_seconds: float = 0.0
 
@@ -914,6 +916,12 @@ class Report:
                 f"{len(rec.published)} / {self.checked} ({self.unchecked} without truth)",
             ),
             ("wrong values published", f"**{len(self.wrong)}** ({self._wrong_by_pack()})"),
+            (
+                "current sensors read",
+                "positive while charging (as the BMS)"
+                if self.run.current_sign > 0
+                else "positive while discharging (compared with the truth negated)",
+            ),
             ("unhandled errors in the Home Assistant log", f"**{len(self.log.unhandled)}**"),
             (
                 "update failures logged (handled)",
@@ -1054,16 +1062,40 @@ def _phase_at(phases: list[Phase], t: float) -> str:
     return "after" if phases and t >= phases[-1].end else "before"
 
 
+def truth_range(run: Run, pack: int, key: str, t: float) -> tuple[float, float] | None:
+    """Lowest and highest truth of ``key`` for ``pack`` over the two scan intervals up to ``t``
+    (and the first sample after it)."""
+    rec = run.recorder
+    times = rec.truth_times.get(pack, [])
+    low = bisect_left(times, t - 2 * run.scan)
+    high = min(bisect_right(times, t) + 1, len(times))
+    values = [v for s in rec.truth[pack][low:high] if (v := s.value(key)) is not None]
+    return (min(values), max(values)) if values else None
+
+
+def current_sign(run: Run) -> int:
+    """+1 when the current sensors read as the BMS does (positive while charging), -1 when they
+    follow the energy dashboard (positive while discharging): what most published currents say."""
+    votes: Counter[int] = Counter()
+    first = run.phases[0].start
+    seen = [Published(first, e, s) for e, s in run.recorder.initial.items()]
+    for item in [*seen, *run.recorder.published]:
+        entity = run.entities.get(item.entity_id)
+        value = item.number
+        if entity is None or entity.pack is None or entity.key != "current" or value is None:
+            continue
+        found = truth_range(run, entity.pack, "current", item.t)
+        if found is None or abs(value) < 0.5 or min(abs(found[0]), abs(found[1])) < 0.5:
+            continue
+        votes[1 if (value > 0) == (found[0] > 0) else -1] += 1
+    return -1 if votes[-1] > votes[1] else 1
+
+
 def check_values(run: Run) -> tuple[int, int, list[Wrong]]:
     """Every published pack value against its pack's truth range around its publication."""
-    rec, window = run.recorder, 2 * run.scan
+    rec = run.recorder
     first = run.phases[0].start
-
-    def truth_range(pack: int, key: str, t: float) -> tuple[float, float] | None:
-        times = rec.truth_times.get(pack, [])
-        low, high = bisect_left(times, t - window), min(bisect_right(times, t) + 1, len(times))
-        values = [v for s in rec.truth[pack][low:high] if (v := s.value(key)) is not None]
-        return (min(values), max(values)) if values else None
+    sign = run.current_sign = current_sign(run)
 
     checked = unchecked = 0
     wrong = []
@@ -1076,7 +1108,9 @@ def check_values(run: Run) -> tuple[int, int, list[Wrong]]:
         value = item.number
         if value is None:
             continue
-        found = truth_range(entity.pack, entity.key, item.t)
+        if entity.key == "current":
+            value *= sign
+        found = truth_range(run, entity.pack, entity.key, item.t)
         if found is None:
             unchecked += 1
             continue
@@ -1087,7 +1121,7 @@ def check_values(run: Run) -> tuple[int, int, list[Wrong]]:
             continue
         matches = []
         for other in range(1, run.packs + 1):
-            theirs = truth_range(other, entity.key, item.t) if other != entity.pack else None
+            theirs = truth_range(run, other, entity.key, item.t) if other != entity.pack else None
             if theirs and theirs[0] - tolerance <= value <= theirs[1] + tolerance:
                 matches.append(other)
         wrong.append(
