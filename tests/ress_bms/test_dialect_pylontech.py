@@ -292,11 +292,30 @@ def test_status_of_a_whole_group_and_temperature_roles() -> None:
     # six: the last is the MOSFET (US3000B), the board takes the environment slot
     assert packs[1].status.temperature_codes == (0, 0, 0, 0, 2, 0)
     with pytest.raises(DecodeError):
-        pylontech.decode_status(reply(0x22, pylontech.CID1, bytes((0x11, 3)) + blocks), 0xFF)
+        pylontech.decode_status(reply(0x22, pylontech.CID1, bytes((0x11, 9)) + blocks), 0xFF)
     with pytest.raises(DecodeError):
         pylontech.decode_status(reply(0x22, pylontech.CID1, bytes((0x11, 1)) + blocks), 0xFF)
     with pytest.raises(DecodeError, match="asked for 22"):
         pylontech.decode_status(reply(0x22, pylontech.CID1, bytes((0x11, 2)) + blocks[:29]))
+
+
+def test_undocumented_bytes_after_status_5_are_kept_the_same_in_every_block() -> None:
+    """A US3000C's 44H carries one byte more than the documents (a public bridge's replay)."""
+    one = _status_block(status=(0, 0x0E, 0x40, 0, 0)) + b"\x00"
+    (single,) = pylontech.decode_status(reply(2, pylontech.CID1, bytes((0x00, 2)) + one))
+    assert single.fields["trailing_1"] == 0 and single.status.charge_mos
+    assert single.extra == ("using_battery_power", "discharging")
+    two = _status_block(cells=16) + b"\xaa\xbb"
+    packs = pylontech.decode_status(
+        reply(2, pylontech.CID1, bytes((0x00, 2)) + _status_block() + b"\x01\x02" + two), 0xFF
+    )
+    assert [(p.fields["trailing_1"], p.fields["trailing_2"]) for p in packs] == [
+        (1, 2),
+        (0xAA, 0xBB),
+    ]
+    too_many = bytes((0x00, 2)) + _status_block() + bytes(pylontech.MAX_STATUS_TRAILER + 1)
+    with pytest.raises(DecodeError, match="do not fill"):
+        pylontech.decode_status(reply(2, pylontech.CID1, too_many))
 
 
 def test_every_documented_status_bit_has_a_name() -> None:

@@ -36,7 +36,9 @@ last is the MOSFET and takes the MOS slot, and the board temperature takes the e
 Alarm bits: status 2 and 3 name MOSFET, charging, heater and full-charge states that are shared
 keys; status 1 names conditions ("module under voltage") without saying alarm or protection, so
 they keep their own names (:data:`OWN_BITS`); status 4/5 flag cells above 4.2 V or below 1 V
-(``cell_error`` in :attr:`~.ver20.DialectStatus.extra_cells`).
+(``cell_error`` in :attr:`~.ver20.DialectStatus.extra_cells`). 44H has no count after the codes:
+undocumented bytes after status 5 (one on a US3000C) are solved from the length, the same number
+in every block, and kept.
 
 The Pylontech-like Itel Energy clone sends capacities in 10 mAh with P = 2 (dialects.md 8.4);
 this module decodes the documents, so such a pack's capacities read ten times too low.
@@ -48,6 +50,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..analog import AnalogReply, PackAnalog
+from ..buffer import solve_trailer
 from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Capability, DialectInfo, Field, MultiPack
@@ -161,6 +164,9 @@ STATUS_BLOCK: Final = (
     Field("status_5", "u8"),
 )
 """One pack of 44H ([PYLON-3.3] 3.5): codes 00 normal, 01 below, 02 above, F0 other."""
+
+MAX_STATUS_TRAILER: Final = 8
+"""Undocumented bytes accepted after status 5 of each 44H block (a US3000C sends one)."""
 
 STATUS_TABLE: Final = bit_table(
     {
@@ -411,14 +417,31 @@ def decode_analog(reply: Reply, command: int | None = None) -> AnalogReply:
     return AnalogReply(header.integer("info_flag"), tuple(packs))
 
 
+def _status_size(info: bytes, pos: int, trailer: int) -> int | None:
+    """Size of the 44H block at ``pos`` with ``trailer`` undocumented bytes after status 5."""
+    temperatures = pos + 1 + info[pos] if pos < len(info) else len(info)
+    if temperatures >= len(info):
+        return None
+    return 1 + info[pos] + 1 + info[temperatures] + 3 + 5 + trailer
+
+
 def decode_status(reply: Reply, command: int | None = None) -> tuple[DialectStatus, ...]:
-    """A 44H reply to ``command`` (as :func:`decode_analog`): one status per pack."""
+    """A 44H reply to ``command`` (as :func:`decode_analog`): one status per pack.
+
+    A US3000C was seen sending one byte more than the documents after status 5: up to
+    :data:`MAX_STATUS_TRAILER` such bytes, the same number in every block, are accepted and
+    kept in ``DialectStatus.fields`` as ``trailing_1`` ...
+    """
     frame = reply_frame(reply, (CID1,), STATUS)
     asked = frame.adr if command is None else command
     header, count = _blocks(frame.info, asked, "44H")
+    trailer = solve_trailer(frame.info, count, range(MAX_STATUS_TRAILER + 1), _status_size)
+    if trailer is None:
+        raise DecodeError(f"44H: {count} blocks do not fill {len(frame.info)} bytes")
+    layout = (*STATUS_BLOCK, *(Field(f"trailing_{n + 1}", "u8") for n in range(trailer)))
     pos, packs = len(HEADER), []
     for index in range(count):
-        values, pos = read_part(STATUS_BLOCK, frame.info, pos)
+        values, pos = read_part(layout, frame.info, pos)
         packs.append(
             build_status(
                 STATUS_TABLE,

@@ -102,6 +102,10 @@ class Values:
     def __contains__(self, name: str) -> bool:
         return name in self._values
 
+    def names(self) -> tuple[str, ...]:
+        """The names read, in layout order."""
+        return tuple(self._values)
+
     def merged(self, other: Values) -> Values:
         """These values and ``other``'s (read by the next table of the same block)."""
         return Values({**self._values, **other._values})
@@ -289,7 +293,8 @@ class DialectStatus:
     data_flag: int = 0
     """DATA FLAG of the reply (informative only, dialects.md 8.9)."""
     fields: Mapping[str, int] = field(default_factory=dict)
-    """Every status field of the block as sent, by its name in the layout (for reports)."""
+    """Every status field of the block as sent, by its name in the layout (for reports), and
+    undocumented trailing bytes as ``trailing_1`` ... where a dialect accepts them."""
 
 
 def build_status(
@@ -335,6 +340,7 @@ def build_status(
     sent = dict.fromkeys(
         [b.field for b in table.bits] + [n for p in table.cell_fields.values() for n in p]
     )
+    sent |= dict.fromkeys(name for name in values.names() if name.startswith("trailing_"))
     fields = {name: values.integer(name) for name in sent if name in values}
     return DialectStatus(status, tuple(extra), extra_cells, data_flag, fields)
 
