@@ -112,13 +112,12 @@ def _analog_view(decoded: eg4.Eg4Analog) -> dict[str, Any]:
     }
 
 
-def _status_view(frame: Frame, decoded: ver20.DialectStatus) -> dict[str, Any]:
+def _status_view(frame: Frame, decoded: ver20.Ver20Status) -> dict[str, Any]:
     status = decoded.status
     head, end = read_fields(eg4.STATUS_HEAD, frame.info)  # the module's own table
     items, _ = read_fields(eg4.STATUS_ITEMS, frame.info, end)
     codes = list(status.temperature_codes)
     return {
-        "data_flag": decoded.data_flag,
         "pack_group": head["pack_group"],
         "cell_alarm_codes": list(status.cell_codes),
         "temperature_count_field": len(codes) - 2,
@@ -126,7 +125,7 @@ def _status_view(frame: Frame, decoded: ver20.DialectStatus) -> dict[str, Any]:
         "pack_current_alarm": status.charge_current_code,
         "pack_voltage_alarm": status.voltage_code,
         "user_defined": head["user_defined_count"],
-        **decoded.fields,
+        **decoded.raw,
         "reserved": items["reserved"],
     }
 
@@ -263,7 +262,7 @@ def test_status_bits_map_to_shared_keys_and_keep_the_rest() -> None:
     assert status.balancing == (1, 16)
     assert decoded.extra == ("balance_module_on", "fire_alarm", "short_circuit_lockout",
                              "discharging", "standby")  # fmt: skip
-    assert decoded.fields["temperature_event"] == items["temperature_event"]
+    assert decoded.raw["temperature_event"] == items["temperature_event"]
     # cells 1-4, environment (02), MOSFET (01) on the wire; cells, MOS, environment here
     assert status.temperature_codes == (0, 0xF0, 0, 0, 1, 2)
     assert status.place(BITS_BY_KEY["ntc_fault"]).sensors == ("cell_temperature_2",)
@@ -283,7 +282,7 @@ def test_every_documented_status_bit_has_a_name() -> None:
     table = eg4.STATUS_TABLE
     assert all(key in BITS_BY_KEY for key in table.shared_keys)
     assert not set(eg4.OWN_BITS) & set(BITS_BY_KEY)
-    assert len(table.bits) == 4 + 8 + 14 + 8 + 1 + 4 + 3
+    assert len(table) == 4 + 8 + 14 + 8 + 1 + 4 + 3
 
 
 # -- 4DH, CID1, RTN -----------------------------------------------------------------------

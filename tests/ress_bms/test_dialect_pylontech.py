@@ -275,7 +275,7 @@ def test_status_bits_map_to_shared_keys_and_keep_the_rest() -> None:
     assert decoded.extra_cells == {"cell_error": (1, 8, 15)}
     assert (status.charge_current_code, status.voltage_code) == (0, 2)
     assert status.discharge_current_code == 1
-    assert decoded.data_flag == 0x11 and decoded.fields["status_3"] == 0b1010_1001
+    assert decoded.raw["data_flag"] == 0x11 and decoded.raw["status_3"] == 0b1010_1001
 
 
 def test_status_of_a_whole_group_and_temperature_roles() -> None:
@@ -303,13 +303,13 @@ def test_undocumented_bytes_after_status_5_are_kept_the_same_in_every_block() ->
     """A US3000C's 44H carries one byte more than the documents (a public bridge's replay)."""
     one = _status_block(status=(0, 0x0E, 0x40, 0, 0)) + b"\x00"
     (single,) = pylontech.decode_status(reply(2, pylontech.CID1, bytes((0x00, 2)) + one))
-    assert single.fields["trailing_1"] == 0 and single.status.charge_mos
+    assert single.raw["trailing_1"] == 0 and single.status.charge_mos
     assert single.extra == ("using_battery_power", "discharging")
     two = _status_block(cells=16) + b"\xaa\xbb"
     packs = pylontech.decode_status(
         reply(2, pylontech.CID1, bytes((0x00, 2)) + _status_block() + b"\x01\x02" + two), 0xFF
     )
-    assert [(p.fields["trailing_1"], p.fields["trailing_2"]) for p in packs] == [
+    assert [(p.raw["trailing_1"], p.raw["trailing_2"]) for p in packs] == [
         (1, 2),
         (0xAA, 0xBB),
     ]
@@ -322,7 +322,7 @@ def test_every_documented_status_bit_has_a_name() -> None:
     table = pylontech.STATUS_TABLE
     assert all(key in BITS_BY_KEY for key in table.shared_keys)
     assert not set(pylontech.OWN_BITS) & set(BITS_BY_KEY)
-    assert len(table.bits) == 7 + 4 + 5
+    assert len(table) == 7 + 4 + 5
 
 
 # -- 47H, 92H, 93H, 96H, 51H, 4FH ---------------------------------------------------------

@@ -11,7 +11,8 @@ from hypothesis import given, strategies as st
 import pytest
 
 from ress_bms.dialects import DIALECTS, Capability, seplos, ver20
-from ress_bms.dialects.ver20 import DialectStatus, Own, bit_table
+from ress_bms.dialects.base import DialectStatus
+from ress_bms.dialects.ver20 import Own, Ver20Status, bit_table
 from ress_bms.errors import (
     BmsError,
     ChecksumError,
@@ -295,7 +296,7 @@ def test_status_bits_map_to_the_shared_keys_where_the_meaning_is_the_same() -> N
         "automatic_charging_waiting", "eeprom_fault", "cell_wire_disconnected",
     )  # fmt: skip
     assert decoded.extra_cells == {"cell_wire_disconnected": (11,)}
-    assert decoded.fields["on_off_state"] == 0b1011
+    assert decoded.raw["on_off_state"] == 0b1011
     # one current code for both directions, then the total-voltage code
     assert (status.charge_current_code, status.voltage_code) == (0x02, 0x01)
     assert status.discharge_current_code == 0x02
@@ -307,7 +308,7 @@ def test_status_offsets_match_dbus_serialbattery_for_16_cells_and_6_temperatures
     for offset, value in {30: 0x01, 31: 0x10, 33: 0x04, 34: 0x08, 35: 0x04}.items():
         info[offset] = value
     decoded = seplos.decode_status(reply(0, seplos.CID1, bytes(info)))
-    assert decoded.fields["alarm_event_2"] == 0x01
+    assert decoded.raw["alarm_event_2"] == 0x01
     assert decoded.status.alarms == (
         "cell_over_voltage", "discharge_over_current", "discharge_high_temperature",
     )  # fmt: skip
@@ -327,7 +328,7 @@ def test_status_temperature_codes_take_the_shared_roles() -> None:
 def test_status_counts_walk_and_misfits_are_decode_errors() -> None:
     fifteen = seplos.decode_status(reply(0, seplos.CID1, _status_info(cells=15)))
     assert len(fifteen.status.cell_codes) == 15
-    assert seplos.decode_status(reply(0, seplos.CID1, _status_info(count=14))).fields
+    assert seplos.decode_status(reply(0, seplos.CID1, _status_info(count=14))).raw
     with pytest.raises(DecodeError, match="P = 13"):
         seplos.decode_status(reply(0, seplos.CID1, _status_info(count=13)))
     with pytest.raises(DecodeError):
@@ -340,9 +341,9 @@ def test_every_documented_bit_has_a_name_and_shared_keys_exist() -> None:
     table = seplos.STATUS_TABLE
     assert all(key in BITS_BY_KEY for key in table.shared_keys)
     assert not set(seplos.OWN_BITS) & set(BITS_BY_KEY)
-    assert len(table.bits) == len({(b.field, b.bit) for b in table.bits})
-    named = {b.field for b in table.bits} | {n for p in table.cell_fields.values() for n in p}
-    assert named == {f.name for f in seplos.STATUS_ITEMS}
+    for flags in table.flags.values():
+        assert len({f.bit for f in flags}) == len(flags)
+    assert set(table.field_names) == {f.name for f in seplos.STATUS_ITEMS}
 
 
 # -- 4FH, 51H -----------------------------------------------------------------------------
@@ -424,8 +425,9 @@ def test_bit_tables_refuse_unknown_shared_keys_and_shadowing_names() -> None:
 
 def test_a_dialect_status_is_a_pack_status_with_extras() -> None:
     decoded = seplos.decode_status(reply(0, seplos.CID1, _status_info()))
-    assert isinstance(decoded, DialectStatus)
+    assert isinstance(decoded, Ver20Status) and isinstance(decoded, DialectStatus)
     assert decoded.extra == () and decoded.extra_cells == {}
+    assert decoded.raw["data_flag"] == 0 and decoded.raw["system_state"] == 0
     assert decoded.status.protections == decoded.status.alarms == decoded.status.faults == ()
 
 

@@ -5,7 +5,7 @@ Source: *LifePower4 Battery Communication Protocol*, [EG4] in the team's dialect
 
 * 42H analog values ([EG4] 2.1) into :class:`~..analog.PackAnalog` (SOC and SOH as the BMS
   reports them, in 1 %), plus the cell extremes and the lifetime counters in :class:`Eg4Analog`;
-* 44H alarm info ([EG4] 2.2) into :class:`~.ver20.DialectStatus`;
+* 44H alarm info ([EG4] 2.2) into :class:`~.ver20.Ver20Status`;
 * 4DH date and time (7 bytes, full year; [EG4] 1.3.5 as exercised by nkinnan, dialects.md 4.5);
 * 51H manufacturer info, which no document lays out: kept as sent, with its readable text.
 
@@ -39,9 +39,9 @@ from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Capability, DialectInfo, Field, MultiPack
 from .ver20 import (
-    DialectStatus,
     Own,
     Reply,
+    Ver20Status,
     bit_table,
     build_status,
     check_reads,
@@ -188,7 +188,7 @@ STATUS_TABLE: Final = bit_table(
 and heater states; "SOC low alarm" is the shared low-SOC alarm."""
 
 OWN_BITS: Final = STATUS_TABLE.own_names
-"""EG4 bits with no shared key, reported in :attr:`~.ver20.DialectStatus.extra`."""
+"""EG4 bits with no shared key, reported in :attr:`~.base.DialectStatus.extra`."""
 
 CLOCK_LAYOUT: Final = (
     Field("year", "u16"),
@@ -312,7 +312,7 @@ def decode_analog(reply: Reply) -> Eg4Analog:
     )
 
 
-def decode_status(reply: Reply) -> DialectStatus:
+def decode_status(reply: Reply) -> Ver20Status:
     """A 44H reply, walking M and N (N + 2 temperature codes)."""
     frame = reply_frame(reply, REPLY_CID1, STATUS)
     head, pos = read_part(STATUS_HEAD, frame.info, 0)

@@ -6,7 +6,7 @@ Decoded here, every read the RS485 documents define:
 
 * 42H analog values ([PYLON-3.3] 3.3) into :class:`~..analog.PackAnalog`, one pack or a whole
   group (COMMAND FF: a block per pack, the master's first);
-* 44H alarm info ([PYLON-3.3] 3.5) into :class:`~.ver20.DialectStatus`, one or a group;
+* 44H alarm info ([PYLON-3.3] 3.5) into :class:`~.ver20.Ver20Status`, one or a group;
 * 47H system parameters into :class:`SystemParameters`, 92H charge/discharge management into
   :class:`ChargeManagement`, 93H module serial number, 96H software version, 51H manufacturer
   info, 4FH protocol version (the reply's VER).
@@ -36,7 +36,7 @@ last is the MOSFET and takes the MOS slot, and the board temperature takes the e
 Alarm bits: status 2 and 3 name MOSFET, charging, heater and full-charge states that are shared
 keys; status 1 names conditions ("module under voltage") without saying alarm or protection, so
 they keep their own names (:data:`OWN_BITS`); status 4/5 flag cells above 4.2 V or below 1 V
-(``cell_error`` in :attr:`~.ver20.DialectStatus.extra_cells`). 44H has no count after the codes:
+(``cell_error`` in :attr:`~.ver20.Ver20Status.extra_cells`). 44H has no count after the codes:
 undocumented bytes after status 5 (one on a US3000C) are solved from the length, the same number
 in every block, and kept.
 
@@ -55,11 +55,11 @@ from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Capability, DialectInfo, Field, MultiPack
 from .ver20 import (
-    DialectStatus,
     ManufacturerInfo,
     Own,
     Reply,
     Values,
+    Ver20Status,
     bit_table,
     build_status,
     check_reads,
@@ -189,7 +189,7 @@ STATUS_TABLE: Final = bit_table(
 charging state; bit 0 is the buzzer sounding, not the buzzer setting of the shared table."""
 
 OWN_BITS: Final = STATUS_TABLE.own_names
-"""Pylontech bits with no shared key, reported in :attr:`~.ver20.DialectStatus.extra`."""
+"""Pylontech bits with no shared key, reported in :attr:`~.base.DialectStatus.extra`."""
 
 SYSTEM_PARAMETER_LAYOUT: Final = (
     Field("info_flag", "u8"),
@@ -425,12 +425,12 @@ def _status_size(info: bytes, pos: int, trailer: int) -> int | None:
     return 1 + info[pos] + 1 + info[temperatures] + 3 + 5 + trailer
 
 
-def decode_status(reply: Reply, command: int | None = None) -> tuple[DialectStatus, ...]:
+def decode_status(reply: Reply, command: int | None = None) -> tuple[Ver20Status, ...]:
     """A 44H reply to ``command`` (as :func:`decode_analog`): one status per pack.
 
     A US3000C was seen sending one byte more than the documents after status 5: up to
     :data:`MAX_STATUS_TRAILER` such bytes, the same number in every block, are accepted and
-    kept in ``DialectStatus.fields`` as ``trailing_1`` ...
+    kept in ``raw`` as ``trailing_1`` ...
     """
     frame = reply_frame(reply, (CID1,), STATUS)
     asked = frame.adr if command is None else command

@@ -5,7 +5,7 @@ dialects reference (dialects.md 2). Decoded here:
 
 * 42H telemetry ([SEPLOS-V2] Tables 8, 9) into :class:`~..analog.PackAnalog` (SOC and SOH as the
   BMS reports them, in 0.1 %), plus the port voltage in :class:`SeplosAnalog`;
-* 44H alarms ([SEPLOS-V2] Tables 11-13) into :class:`~.ver20.DialectStatus`;
+* 44H alarms ([SEPLOS-V2] Tables 11-13) into :class:`~.ver20.Ver20Status`;
 * 4FH protocol version (the reply's VER; empty INFO) and 51H vendor info (not in the PDF: the
   10 + 2 + 20 byte split of syssi's fixture, the same as Pylontech's, dialects.md 2.5 and 8.11).
 
@@ -41,10 +41,10 @@ from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Capability, DialectInfo, Field, MultiPack
 from .ver20 import (
-    DialectStatus,
     ManufacturerInfo,
     Own,
     Reply,
+    Ver20Status,
     bit_table,
     build_status,
     check_reads,
@@ -204,7 +204,7 @@ connection, the on-off switches the shared MOS, limiter and heating states. [SEP
 the wording of alarm event 4 bits 4/5; this follows [SEPLOS-V2]."""
 
 OWN_BITS: Final = STATUS_TABLE.own_names
-"""Seplos bits with no shared key, reported in :attr:`~.ver20.DialectStatus.extra`."""
+"""Seplos bits with no shared key, reported in :attr:`~.base.DialectStatus.extra`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +288,7 @@ def decode_analog(reply: Reply) -> SeplosAnalog:
     )
 
 
-def decode_status(reply: Reply) -> DialectStatus:
+def decode_status(reply: Reply) -> Ver20Status:
     """A 44H reply, walking M, N and P."""
     frame = reply_frame(reply, (CID1,), STATUS)
     head, pos = read_part(STATUS_HEAD, frame.info, 0)

@@ -4,9 +4,10 @@ The three speak the PACE ``~...CR`` frame unchanged (:mod:`..frame`, with VER 0x
 CID1; dialects.md 1). Here: request encoding that only ever emits a dialect's read commands, the
 checks every reply passes before its layout is read (VER, CID1, RTN), an exact-fit reader for
 field tables, the reordering of temperatures into the shared roles of
-:class:`~..analog.PackAnalog`, and bit tables that map a dialect's alarm bits to the shared
-:data:`~..status.STATUS_BITS` keys where the meaning is the same and keep the rest by the
-dialect's own names (:class:`DialectStatus`).
+:class:`~..analog.PackAnalog`, and bit tables (of :class:`~.base.Flag`) that map a dialect's
+alarm bits to the shared :data:`~..status.STATUS_BITS` keys where the meaning is the same and
+keep the rest by the dialect's own names (:class:`Ver20Status`, a
+:class:`~.base.DialectStatus` with per-cell flags).
 
 "User-defined" counts: in every 0x20 layout the byte P counts the items that follow it (Seplos
 42H: 10 words, Pylontech 42H: 2 or 4 items, EG4 42H: 15 items, Seplos 44H: 20 bytes, EG4 44H:
@@ -30,7 +31,7 @@ from ..status import (
     balance_bytes,
     status_bytes,
 )
-from .base import Field, Kind, Value, read_fields
+from .base import DialectStatus, Field, Flag, Kind, Value, active_flags, read_fields
 
 VER: Final = VER_PYLON
 """0x20: the VER every dialect of this family sends and answers with."""
@@ -216,38 +217,36 @@ type BitEntry = str | Own | None
 
 
 @dataclass(frozen=True, slots=True)
-class DialectBit:
-    """One documented bit of a dialect's status field."""
-
-    field: str
-    """The name of the status field in the dialect's layout."""
-    bit: int
-    name: str
-    """The shared key when :attr:`shared`, else the dialect's own name for the bit."""
-    shared: bool
-
-
-@dataclass(frozen=True, slots=True)
 class BitTable:
-    """A dialect's status bits, and its per-cell bit fields (lowest cells first)."""
+    """A dialect's status bits as :class:`~.base.Flag` per field, and its per-cell bit fields."""
 
-    bits: tuple[DialectBit, ...]
+    flags: Mapping[str, tuple[Flag, ...]]
+    """Field name (in the dialect's layout) -> its documented bits."""
     cell_fields: Mapping[str, tuple[str, ...]]
     """Per-cell flag name -> the fields holding it, cells 1-8 first (or one wide field).
     ``balancing`` goes to the shared balance bytes; any other name is the dialect's own."""
     widths: Mapping[str, int]
     """Bits per field (8 unless a field is wider)."""
 
+    def __len__(self) -> int:
+        return sum(len(flags) for flags in self.flags.values())
+
     @property
     def own_names(self) -> tuple[str, ...]:
         """Every name this dialect reports without a shared key: the bits, then the cell flags."""
-        names = [b.name for b in self.bits if not b.shared]
+        names = [f.name for flags in self.flags.values() for f in flags if f.key is None]
         return (*names, *(name for name in self.cell_fields if name != "balancing"))
 
     @property
     def shared_keys(self) -> tuple[str, ...]:
         """Every shared key this dialect can set."""
-        return tuple(b.name for b in self.bits if b.shared)
+        return tuple(f.key for flags in self.flags.values() for f in flags if f.key is not None)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Every status field the table reads, bit fields first."""
+        cells = (n for names in self.cell_fields.values() for n in names)
+        return tuple(dict.fromkeys((*self.flags, *cells)))
 
 
 def bit_table(
@@ -256,45 +255,42 @@ def bit_table(
     widths: Mapping[str, int] = {},
 ) -> BitTable:
     """A :class:`BitTable` from bit lists written bit 0 first; shared keys are checked here."""
-    bits: list[DialectBit] = []
+    flags: dict[str, tuple[Flag, ...]] = {}
     for name, entries in fields.items():
         if len(entries) > widths.get(name, 8):
             raise ValueError(f"{name}: more bits than the field has")
+        row: list[Flag] = []
         for bit, entry in enumerate(entries):
-            if entry is None:
-                continue
             if isinstance(entry, Own):
                 if entry.name in BITS_BY_KEY:
                     raise ValueError(f"{name} bit {bit}: {entry.name!r} is a shared key")
-                bits.append(DialectBit(name, bit, entry.name, shared=False))
-                continue
-            if entry not in BITS_BY_KEY:
-                raise ValueError(f"{name} bit {bit}: {entry!r} is not a STATUS_BITS key")
-            bits.append(DialectBit(name, bit, entry, shared=True))
-    keys = [b.name for b in bits if b.shared]
-    if len(keys) != len(set(keys)):
+                row.append(Flag(bit, entry.name))
+            elif entry is not None:
+                if entry not in BITS_BY_KEY:
+                    raise ValueError(f"{name} bit {bit}: {entry!r} is not a STATUS_BITS key")
+                row.append(Flag(bit, entry, entry))
+        flags[name] = tuple(row)
+    table = BitTable(flags, dict(cell_fields), dict(widths))
+    if len(table.shared_keys) != len(set(table.shared_keys)):
         raise ValueError("a shared key is mapped from two bits")
-    return BitTable(tuple(bits), dict(cell_fields), dict(widths))
+    return table
 
 
 @dataclass(frozen=True, slots=True)
-class DialectStatus:
-    """A dialect's 44H block: the shared :class:`~..status.PackStatus`, and what it cannot hold."""
+class Ver20Status(DialectStatus):
+    """A 44H block of a VER 0x20 dialect: a :class:`~.base.DialectStatus`, and its per-cell flags.
 
-    status: PackStatus
-    """Shared bits set where the dialect's bit means the same; balance bytes from the
-    dialect's balance bits; per-value codes with temperatures in the shared roles."""
-    extra: tuple[str, ...] = ()
-    """The dialect's set bits with no shared key, by their names in its table (the module's
-    ``OWN_BITS`` lists them all)."""
+    ``status`` has the shared bits set where the dialect's bit means the same, the balance bytes
+    from the dialect's balance bits, the per-value codes with temperatures in the shared roles.
+    ``extra`` names the set bits with no shared key (the module's ``OWN_BITS`` lists them all).
+    ``raw`` holds every status field as sent by its layout name, the reply's ``data_flag``
+    (informative only, dialects.md 8.9) and undocumented trailing bytes as ``trailing_1`` ...
+    where a dialect accepts them.
+    """
+
     extra_cells: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Per-cell flags with no shared key (Seplos wire disconnection, Pylontech cell error):
-    name -> the 1-based cells flagged; only flags with a cell set."""
-    data_flag: int = 0
-    """DATA FLAG of the reply (informative only, dialects.md 8.9)."""
-    fields: Mapping[str, int] = field(default_factory=dict)
-    """Every status field of the block as sent, by its name in the layout (for reports), and
-    undocumented trailing bytes as ``trailing_1`` ... where a dialect accepts them."""
+    name -> the 1-based cells flagged; only flags with a cell set (also named in ``extra``)."""
 
 
 def build_status(
@@ -305,8 +301,8 @@ def build_status(
     temperature_codes: tuple[int, ...],
     codes: tuple[int, int, int],
     data_flag: int,
-) -> DialectStatus:
-    """Map one block's status fields through ``table`` into a :class:`DialectStatus`.
+) -> Ver20Status:
+    """Map one block's status fields through ``table`` into a :class:`Ver20Status`.
 
     ``codes`` are the charge-current, pack-voltage and discharge-current codes; a field the
     block did not carry reads as clear.
@@ -314,10 +310,10 @@ def build_status(
     cell_codes = values.integers("cell_codes")
     shared: list[str] = []
     extra: list[str] = []
-    for bit in table.bits:
-        word = values.integer(bit.field) if bit.field in values else 0
-        if word >> bit.bit & 1:
-            (shared if bit.shared else extra).append(bit.name)
+    for name, flags in table.flags.items():
+        keys, own = active_flags(values.integer(name) if name in values else 0, flags)
+        shared += keys
+        extra += own
     extra_cells: dict[str, tuple[int, ...]] = {}
     balancing: tuple[int, ...] = ()
     for name, parts in table.cell_fields.items():
@@ -337,12 +333,9 @@ def build_status(
     bytes_ = status_bytes(shared, extras)
     bytes_[StatusByte.BALANCE_1], bytes_[StatusByte.BALANCE_2] = balance_bytes(balancing)
     status = PackStatus(address, cell_codes, temperature_codes, *codes, bytes_)
-    sent = dict.fromkeys(
-        [b.field for b in table.bits] + [n for p in table.cell_fields.values() for n in p]
-    )
-    sent |= dict.fromkeys(name for name in values.names() if name.startswith("trailing_"))
-    fields = {name: values.integer(name) for name in sent if name in values}
-    return DialectStatus(status, tuple(extra), extra_cells, data_flag, fields)
+    trailing = (name for name in values.names() if name.startswith("trailing_"))
+    raw = {name: values.integer(name) for name in (*table.field_names, *trailing) if name in values}
+    return Ver20Status(status, tuple(extra), {"data_flag": data_flag, **raw}, extra_cells)
 
 
 @dataclass(frozen=True, slots=True)
