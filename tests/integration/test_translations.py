@@ -13,10 +13,13 @@ from custom_components.syscom_ress.binary_sensor import (
     PACK_BINARY_SENSORS,
     cell_balancing_description,
 )
+from custom_components.syscom_ress.estimates import EndSource
 from custom_components.syscom_ress.sensor import (
     ENERGY_SENSORS,
+    PACK_ENERGY_SENSORS,
     PACK_SENSORS,
     STACK_SENSORS,
+    TIME_SENSORS,
     PackMode,
     cell_temperature_description,
     cell_voltage_description,
@@ -41,6 +44,8 @@ def test_entity_names() -> None:
         *PACK_SENSORS,
         *STACK_SENSORS,
         *ENERGY_SENSORS,
+        *PACK_ENERGY_SENSORS,
+        *TIME_SENSORS,
         cell_voltage_description(1),
         cell_temperature_description(1),
     ]
@@ -58,6 +63,35 @@ def test_entity_names() -> None:
         placeholders = set(re.findall(r"{(\w+)}", name))
         assert placeholders == set(description.translation_placeholders or {}), name
     assert set(sensors["pack_state"]["state"]) == {m.value for m in PackMode}
+
+
+def test_attributes_and_places() -> None:
+    """The attributes the entities add are named; end sources and place strings are there."""
+    sensors = STRINGS["entity"]["sensor"]
+    for key in ("time_to_full", "time_to_empty"):
+        attributes = sensors[key]["state_attributes"]
+        assert set(attributes) == {"end_soc", "end_source"}
+        assert set(attributes["end_source"]["state"]) <= {s.value for s in EndSource}
+    assert set(sensors["time_to_full"]["state_attributes"]["end_source"]["state"]) == {
+        "full_charge_voltage",
+        "capacity",
+        "thresholds",
+        "partial",
+    }
+    for key in ("min_cell_voltage", "max_cell_voltage"):
+        assert set(sensors[key]["state_attributes"]) == {"cell", "pack"}
+    for kind in ("any_protection", "any_alarm", "any_fault"):
+        attributes = STRINGS["entity"]["binary_sensor"][kind]["state_attributes"]
+        assert set(attributes) == {"active", "messages"}
+    event = STRINGS["entity"]["event"]["protection_event"]["state_attributes"]
+    assert {"name", "kind", "cells", "sensors", "message"} <= set(event)
+    common = STRINGS["common"]
+    for key, placeholder in (
+        ("place_pack", "pack"),
+        ("place_cell", "cell"),
+        ("place_cells", "cells"),
+    ):
+        assert re.findall(r"{(\w+)}", common[key]) == [placeholder], key
 
 
 def test_icons_name_known_entities() -> None:
