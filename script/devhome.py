@@ -8,7 +8,8 @@ test (``tests/e2e``). :class:`DevHome` does, in a state folder of its own:
    have no wheel for Python 3.14 are built with Debian's Python headers), so that ``hass`` runs
    with ``--skip-pip`` and installs nothing itself;
 2. starts the simulator (``python -m ress_bms simulate``: 3 packs, solar-day profile, accelerated,
-   fixed seed) on a local port;
+   fixed seed) on a local port; for ``script/develop`` at 10:30 of today with the packs half full,
+   and with its control socket (``ress-bms control``), whose recipes the banner prints;
 3. writes a minimal ``configuration.yaml`` (frontend, config, api, http, history, logbook,
    energy, logger with debug for the integration), links the repository's ``custom_components``
    into the config folder and starts ``hass`` with it;
@@ -33,6 +34,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 import contextlib
 import ctypes
+from datetime import datetime
 import json
 import os
 from pathlib import Path
@@ -59,6 +61,10 @@ DEV_USER = "dev"
 DEV_PASSWORD = "ress-develop"  # a fixed, documented login of a local development instance
 DEV_COUNTRY = "NL"
 DEV_LANGUAGE = "en"
+DEMO_START_HOUR = 10
+"""script/develop's simulated stack starts at 10:30 of today..."""
+DEMO_SOC = 50.0
+"""...with its packs about half full (each within 3 % of it)."""
 
 CONFIG_DOMAINS = ("frontend", "config", "api", "http", "history", "logbook", "energy", "logger")
 """What configuration.yaml sets up (Home Assistant adds its default integrations)."""
@@ -541,6 +547,7 @@ class DevHome:
         speed: float = 60.0,
         seed: int = 1,
         poll_mode: str = "auto",
+        control: bool = False,
         log: Log = _say,
     ) -> None:
         self.state_dir = state_dir.resolve()
@@ -556,6 +563,9 @@ class DevHome:
         """The config flow's advanced "poll mode" (auto, broadcast, relay, direct)."""
         self.simulator_args: list[str] = []
         """More ``ress-bms simulate`` flags (``--start``, ``--step``: bench/ha_cost.py)."""
+        self.control = control
+        self.control_port: int | None = None
+        """The simulator's control socket (``ress-bms control``), when ``control`` is set."""
         self.log = log
         self.simulator: Child | None = None
         self.hass: Child | None = None
@@ -707,6 +717,12 @@ class DevHome:
             self.sim_port = (
                 previous if isinstance(previous, int) and port_is_free(previous) else free_port()
             )
+        if self.control and self.control_port is None:
+            port = state.get("control_port")
+            while not isinstance(port, int) or port == self.sim_port or not port_is_free(port):
+                port = free_port()
+            self.control_port = port
+            self._save_state(control_port=port)
 
     def _start_simulator(self) -> None:
         env = dict(os.environ)
@@ -719,7 +735,12 @@ class DevHome:
             [
                 sys.executable,
                 *f"-m ress_bms simulate --packs {self.packs} --profile {self.profile}".split(),
-                *f"--speed {self.speed} --seed {self.seed} --no-control".split(),
+                *f"--speed {self.speed} --seed {self.seed}".split(),
+                *(
+                    ["--control", str(self.control_port)]
+                    if self.control_port is not None
+                    else ["--no-control"]
+                ),
                 *f"--listen 127.0.0.1:{self.sim_port}".split(),
                 *self.simulator_args,
             ],
@@ -1042,11 +1063,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _develop(args: argparse.Namespace) -> int:
-    state_dir = ROOT / ".develop"
-    if args.fresh and state_dir.exists():
-        shutil.rmtree(state_dir)
-        _say("deleted .develop/")
+def develop_home(args: argparse.Namespace, state_dir: Path) -> DevHome:
+    """script/develop's instance: the simulator starts at a pleasant point, with its control.
+
+    Late morning of today, the packs half full, the sun coming up to its best (solar-day):
+    nothing near a protection for days of simulated time, until the owner raises one with
+    ``ress-bms control`` (the banner says how).
+    """
     home = DevHome(
         state_dir,
         http_host=args.host,
@@ -1054,7 +1077,19 @@ async def _develop(args: argparse.Namespace) -> int:
         packs=args.packs,
         profile=args.profile,
         speed=args.speed,
+        control=True,
     )
+    start = datetime.now().replace(hour=DEMO_START_HOUR, minute=30, second=0, microsecond=0)
+    home.simulator_args += ["--start", start.isoformat(), "--soc", f"{DEMO_SOC:g}"]
+    return home
+
+
+async def _develop(args: argparse.Namespace) -> int:
+    state_dir = ROOT / ".develop"
+    if args.fresh and state_dir.exists():
+        shutil.rmtree(state_dir)
+        _say("deleted .develop/")
+    home = develop_home(args, state_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1104,10 +1139,19 @@ def _banner(home: DevHome, token: Path) -> None:
         f'  API      curl -H "Authorization: Bearer $(cat {rel})" http://{host}/api/states',
         f"  logs     {home.config_dir.relative_to(ROOT)}/home-assistant.log, "
         f".develop/simulator.log",
-        "",
-        "  Ctrl-C stops Home Assistant and the simulator.",
-        "",
     ]
+    if home.control_port is not None:
+        control = f".venv/bin/ress-bms control --port {home.control_port}"
+        lines += [
+            "",
+            "  try it   (the simulator's control socket; docs/simulator.md#control-socket)",
+            f"    {control} raise pack=2 protection=cell_over_voltage",
+            f"    {control} clear pack=2",
+            f"    {control} offline pack=3 offline=true",
+            f"    {control} set pack=1 current=-60",
+            f"    {control} state pack=1",
+        ]
+    lines += ["", "  Ctrl-C stops Home Assistant and the simulator.", ""]
     print("\n".join(lines), flush=True)
 
 

@@ -222,3 +222,33 @@ async def test_silent_pack_is_shown_offline(simulator: Simulator) -> None:
     assert pack["online"] is False
     assert "no reply" in pack["error"]
     assert "voltage" not in pack  # never a 0 V reading for a silent pack
+
+
+@pytest.mark.simulator(control_port=0)
+async def test_control_sends_a_command_to_a_running_simulator(simulator: Simulator) -> None:
+    """``ress-bms control``: KEY=VALUE fields (JSON where they parse), or one JSON object."""
+    assert simulator.control is not None
+    port = str(simulator.control.port)
+    code, out, _ = await ress_bms(
+        "control", "--port", port, "raise", "pack=2", "protection=cell_over_voltage"
+    )
+    assert code == 0
+    assert json.loads(out) == {"ok": True, "raised": "cell_over_voltage_protection"}
+    assert "cell_over_voltage" in simulator.pack(2).bms.protections
+    code, out, _ = await ress_bms(
+        "control", "--port", port, '{"cmd": "set", "pack": 1, "temperatures": {"4": 95}}'
+    )
+    assert code == 0
+    assert json.loads(out)["temperatures"][4] == 95
+    code, out, err = await ress_bms("control", "--port", port, "raise", "pack=9")
+    assert code == 1
+    assert json.loads(out)["ok"] is False
+    assert err.startswith("ress-bms: control: ")
+    assert err.count("\n") == 1
+
+
+async def test_control_without_a_port_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RESS_BMS_CONTROL_PORT", raising=False)
+    code, _, err = await ress_bms("control", "state")
+    assert code == 1
+    assert "--port" in err

@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_ = add("replay", "decode every frame of a capture, report or diagnostics file")
     replay_.add_argument("file", help="the file (ress-bms capture, report, or HA diagnostics)")
+    control_ = sub.add_parser(
+        "control",
+        help="send a command to a running simulator's control socket",
+        description="send a command to a running simulator's control socket (docs/simulator.md): "
+        "ress-bms control --port PORT raise pack=2 protection=cell_over_voltage",
+    )
+    control_.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("RESS_BMS_CONTROL_PORT", "0")) or None,
+        help="the simulator's control port, printed as 'control:' (env RESS_BMS_CONTROL_PORT)",
+    )
+    control_.add_argument("--host", default="127.0.0.1", help="the simulator's host (127.0.0.1)")
+    control_.add_argument(
+        "words", nargs="+", metavar="CMD [KEY=VALUE ...]", help="command and its fields, or JSON"
+    )
     simulate = sub.add_parser("simulate", help="run the battery stack simulator")
     try:
         from .simulator.cli import add_arguments  # noqa: PLC0415 - optional until it exists
@@ -462,6 +478,18 @@ async def _report(args: argparse.Namespace) -> None:
         print(f"{PROG}: {key}: {message} (recorded in the report)", file=sys.stderr)
 
 
+async def _control(args: argparse.Namespace) -> None:
+    from .simulator.control import request_from_words, send  # noqa: PLC0415
+
+    if args.port is None:
+        raise CliError("control: which port? --port PORT (the simulator prints 'control:')")
+    request = request_from_words(args.words)
+    result = await send(args.host, args.port, request)
+    print(json.dumps(result, indent=2))
+    if not result.get("ok"):
+        raise CliError(f"control: {result.get('error', 'refused')}")
+
+
 _LINK_COMMANDS: dict[str, Callable[[argparse.Namespace, StackClient], Coroutine[Any, Any, None]]]
 _LINK_COMMANDS = {
     "scan": _scan,
@@ -489,6 +517,8 @@ async def run(args: argparse.Namespace) -> None:
         from .simulator.cli import run as simulate  # noqa: PLC0415
 
         await simulate(args)
+    elif args.command == "control":
+        await _control(args)
     else:
         if args.command == "set":
             args.changes = _pairs(args.pairs)

@@ -4,6 +4,9 @@ One JSON object per line in, one per line out (``{"ok": true, ...}`` or
 ``{"ok": false, "error": "..."}``). The commands are the table :data:`COMMANDS`; docs/simulator.md
 lists them with examples. Every command is a thin call into the Python API of
 :class:`~.server.Simulator`, so tests in-process and tools over the socket do the same thing.
+
+:func:`request_from_words` and :func:`send` are the client side (``ress-bms control``):
+``raise pack=2 protection=cell_over_voltage`` is ``{"cmd": "raise", "pack": 2, ...}``.
 """
 
 from __future__ import annotations
@@ -169,6 +172,51 @@ def execute(sim: Simulator, request: Request) -> Result:
         return {"ok": True, **command(sim, request)}
     except (KeyError, ValueError, TypeError) as err:
         return {"ok": False, "error": str(err).strip("'\"")}
+
+
+def request_from_words(words: list[str]) -> Request:
+    """A request from the command line: ``CMD [KEY=VALUE ...]``, or one JSON object.
+
+    Values are JSON where they parse as JSON (``2``, ``true``, ``null``, ``{"4": 95}``), text
+    otherwise (``protection=cell_over_voltage``).
+    """
+    if len(words) == 1 and words[0].lstrip().startswith("{"):
+        given: object = json.loads(words[0])
+        if not isinstance(given, dict):
+            raise ValueError("send one JSON object")
+        return {str(key): value for key, value in given.items()}
+    if not words or "=" in words[0]:
+        raise ValueError(f"name a command first: {', '.join(COMMANDS)}")
+    request: Request = {"cmd": words[0]}
+    for word in words[1:]:
+        key, sep, text = word.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{word!r} is not KEY=VALUE")
+        try:
+            request[key] = json.loads(text)
+        except json.JSONDecodeError:
+            request[key] = text
+    return request
+
+
+async def send(host: str, port: int, request: Request, timeout: float = 5.0) -> Result:
+    """Send one request to a simulator's control socket and return its answer."""
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    if not line:
+        raise ConnectionError(f"{host}:{port} closed the connection without an answer")
+    answer: object = json.loads(line)
+    if not isinstance(answer, dict):
+        raise ValueError(f"{host}:{port} answered {answer!r}, not a JSON object")
+    return {str(key): value for key, value in answer.items()}
 
 
 async def finish(tasks: set[asyncio.Task[Any]], grace: float = 0.5) -> None:

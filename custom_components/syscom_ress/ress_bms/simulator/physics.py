@@ -193,11 +193,36 @@ def idle_profile(_time_of_day: float) -> float:
     return 0.0
 
 
+SOLAR_PEAK: Final = 26.0
+"""Amperes per pack the panels push at solar noon on a clear day (3 packs: about 4 kW)."""
+HOUSE_LOAD: Final = (
+    (0.0, 2.5),  # the night: fridge, router, standby (about 130 W per pack)
+    (6.5, 5.0),  # breakfast, showers
+    (8.5, 3.0),  # the day
+    (12.0, 4.5),  # lunch
+    (13.5, 3.0),
+    (17.5, 7.5),  # cooking, lights, the television
+    (21.0, 4.5),
+    (23.0, 2.5),
+)
+"""(hour, amperes per pack) from that hour on: what a household draws through the day."""
+
+
 def solar_day_profile(time_of_day: float) -> float:
-    """A house with solar: a daytime charge hump, a base load and an evening peak."""
+    """A house with solar on a fair day: panels from 7 to 19 h, a few clouds, a household load.
+
+    Over a day the panels bring about twice what the house uses, so the packs fill by early
+    afternoon (the inverter's charge then tapers), carry the evening and the night, and are
+    still near half full when the sun comes back: a day that repeats, never near a protection.
+    """
     hour = time_of_day / 3600 % 24
-    solar = 45.0 * max(0.0, math.sin(math.pi * (hour - 7) / 11)) if 7 <= hour <= 18 else 0.0
-    load = 6.0 + (14.0 if 18 <= hour < 22 else 0.0) + (3.0 if 6 <= hour < 8 else 0.0)
+    solar = 0.0
+    if 7 <= hour <= 19:
+        clear = SOLAR_PEAK * math.sin(math.pi * (hour - 7) / 12)
+        # Passing clouds: a few dips in the afternoon, the same every day (deterministic).
+        clouds = 1.0 - 0.35 * max(0.0, math.sin(math.pi * hour * 1.7)) * (hour > 11.5)
+        solar = clear * clouds
+    load = next(amps for start, amps in reversed(HOUSE_LOAD) if hour >= start)
     return round(solar - load, 2)
 
 

@@ -14,6 +14,11 @@ MAX_PACKS: Final = 16
 """The 4-bit ADD switch: 16 addresses (the guide's table; address 0 is unused in a stack)."""
 DEFAULT_START: Final = datetime(2024, 6, 21, 6, 0, 0)
 """Simulated time starts here unless told otherwise: deterministic, and a dawn for solar-day."""
+CHARGE_VOLTS_PER_CELL: Final = 3.45
+"""The inverter's constant-voltage charge (55.2 V for 16 cells), as LiFePO4 set-ups use; the
+pack's ``full_charge_voltage`` when that is lower."""
+DISCHARGE_CUTOFF_SOC: Final = 15.0
+"""Below this state of charge the inverter takes the house from the grid, not the battery."""
 
 
 class Stack:
@@ -106,9 +111,15 @@ class Stack:
             time_of_day = start.hour * 3600 + start.minute * 60 + start.second + self.elapsed
             demand = self.load(time_of_day)
             for pack in self.packs:
+                # What the inverter does with the profile's demand (a test's forced ``demand``
+                # bypasses it): a constant-voltage charge that tapers as the pack fills, and no
+                # discharge below its cut-off.
                 wanted = demand
                 if wanted > 0:
-                    # A constant-voltage charger tapers as the pack nears its full voltage.
-                    target = pack.bms.value("full_charge_voltage")
+                    target = min(
+                        pack.bms.value("full_charge_voltage"), CHARGE_VOLTS_PER_CELL * pack.cells
+                    )
                     wanted = min(wanted, pack.physics.charge_acceptance(target))
+                elif wanted < 0 and pack.physics.soc <= DISCHARGE_CUTOFF_SOC:
+                    wanted = 0.0
                 pack.step(dt, self.elapsed, wanted)
