@@ -15,6 +15,10 @@ from .base import Capability, DialectInfo, MultiPack
 
 VER: Final = VER_PACE
 
+READ_COMMANDS: Final = frozenset({0x42, 0x44, 0x90, 0xC1, 0xC2})
+"""The reads detection may send a device that may not be PACE (dialects.md 7.1: 42H and 44H
+read in every ASCII dialect; 90H, C1H and C2H are PACE-only reads and no write anywhere)."""
+
 INFO: Final = DialectInfo(
     name="pace",
     title="PACE VER 0x25",
