@@ -148,6 +148,61 @@ def read_fields(layout: Sequence[Field], data: bytes, pos: int = 0) -> tuple[dic
     return values, pos
 
 
+def _unscaled(item: Field | Register, value: object) -> int:
+    if not isinstance(value, int | float):
+        raise TypeError(f"{item.name}: {value!r} is not a number")
+    if item.scale == 1.0 and item.offset == 0.0 and isinstance(value, int):
+        return value
+    return round((value - item.offset) / item.scale)
+
+
+def _word(raw: int, kind: Kind, bits: int, name: str) -> int:
+    """``raw`` as an unsigned ``bits``-bit number (two's complement for signed kinds)."""
+    low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if kind in ("i16", "i32") else (0, 1 << bits)
+    if not low <= raw < high:
+        raise ValueError(f"{name}: {raw} does not fit {kind}")
+    return raw & ((1 << bits) - 1)
+
+
+def write_fields(layout: Sequence[Field], values: Mapping[str, Value]) -> bytes:
+    """The bytes ``read_fields(layout, ...)`` reads back as ``values`` (the inverse).
+
+    A field counted by an earlier field is a tuple; a count field missing from ``values`` is
+    taken from the length of the tuple it counts. ``text`` is padded with NULs, ``raw`` must
+    have its size. Raises :class:`ValueError` for a value that does not fit its kind.
+    """
+    counts = {item.count: item.name for item in layout if isinstance(item.count, str)}
+    out = bytearray()
+    for item in layout:
+        if item.name in values:
+            value: Value = values[item.name]
+        elif item.name in counts:
+            counted = values[counts[item.name]]
+            if not isinstance(counted, tuple | bytes | str):
+                raise TypeError(f"{counts[item.name]}: not a counted run")
+            value = len(counted)
+        else:
+            raise KeyError(item.name)
+        size = item._size()
+        if item.kind in ("text", "raw"):
+            data = value.encode("ascii") if isinstance(value, str) else value
+            if not isinstance(data, bytes) or len(data) > size:
+                raise ValueError(f"{item.name}: {value!r} does not fit {size} bytes")
+            if item.kind == "raw" and len(data) != size:
+                raise ValueError(f"{item.name}: {len(data)} bytes, the layout has {size}")
+            out += data.ljust(size, b"\x00")
+            continue
+        run = value if item.count is not None else (value,)
+        if not isinstance(run, tuple):
+            raise TypeError(f"{item.name}: a counted field takes a tuple")
+        if isinstance(item.count, int) and len(run) != item.count:
+            raise ValueError(f"{item.name}: {len(run)} values, the layout has {item.count}")
+        for number in run:
+            raw = _word(_unscaled(item, number), item.kind, 8 * size, item.name)
+            out += raw.to_bytes(size)
+    return bytes(out)
+
+
 type WordOrder = Literal["high_first", "low_first"]
 
 
@@ -230,6 +285,42 @@ def read_registers(table: Sequence[Register], reply: ReadReply) -> dict[str, Val
             numbers.append(value)
         values[item.name] = tuple(numbers) if item.count is not None else numbers[0]
     return values
+
+
+def encode_registers(table: Sequence[Register], values: Mapping[str, Value]) -> dict[int, int]:
+    """The register words ``read_registers(table, ...)`` reads back as ``values`` (the inverse).
+
+    Only the values named in ``values`` are encoded; the result maps register address to its
+    16-bit word. A ``u8`` sits in the low byte, 32-bit values follow ``word_order``, ``text``
+    and ``raw`` are padded with NULs to ``count`` registers.
+    """
+    words: dict[int, int] = {}
+    for item in table:
+        if item.name not in values:
+            continue
+        value = values[item.name]
+        if item.kind in ("text", "raw"):
+            data = value.encode("ascii") if isinstance(value, str) else value
+            size = 2 * (item.count or 1)
+            if not isinstance(data, bytes) or len(data) > size:
+                raise ValueError(f"{item.name}: {value!r} does not fit {size} bytes")
+            data = data.ljust(size, b"\x00")
+            for i in range(item.count or 1):
+                words[item.address + i] = int.from_bytes(data[2 * i : 2 * i + 2])
+            continue
+        run = value if item.count is not None else (value,)
+        if not isinstance(run, tuple) or len(run) != (item.count or 1):
+            raise ValueError(f"{item.name}: {value!r} is not {item.count or 1} values")
+        bits = 8 if item.kind == "u8" else 16 * item.words
+        for index, number in enumerate(run):
+            raw = _word(_unscaled(item, number), item.kind, bits, item.name)
+            parts = [raw >> (16 * w) & 0xFFFF for w in reversed(range(item.words))]
+            if item.word_order == "low_first":
+                parts.reverse()
+            first = item.address + index * item.words
+            for w, part in enumerate(parts):
+                words[first + w] = part
+    return words
 
 
 def read_replies(table: Sequence[Register], replies: Iterable[ReadReply]) -> dict[str, Value]:

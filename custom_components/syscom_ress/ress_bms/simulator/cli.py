@@ -12,6 +12,7 @@ from datetime import datetime
 import sys
 from typing import Final
 
+from .dialects import DEFAULT_DIALECT, RESPONDERS
 from .faults import FAULT_KINDS, FaultSettings
 from .firmware import DEFAULT_PROFILE, PROFILES
 from .physics import LOAD_PROFILES
@@ -80,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stack = parser.add_argument_group("battery")
     stack.add_argument("--packs", type=int, default=1, help="packs in the stack, 1-16")
     stack.add_argument("--cells", type=int, default=16, help="cells per pack (15 for 48 V)")
+    stack.add_argument(
+        "--dialect",
+        choices=tuple(RESPONDERS),
+        default=DEFAULT_DIALECT,
+        help=f"protocol the stack speaks (default {DEFAULT_DIALECT})",
+    )
     stack.add_argument(
         "--firmware",
         choices=sorted(PROFILES),
@@ -189,6 +196,7 @@ def build(args: argparse.Namespace) -> Simulator:
         pty=args.pty,
         control_port=None if args.no_control else args.control,
         faults=fault_settings,
+        dialect=args.dialect,
     )
     for address in args.offline:
         sim.set_offline(address)
@@ -201,8 +209,8 @@ async def run(args: argparse.Namespace) -> int:
     async with sim:
         stack = sim.stack
         print(f"ress-bms simulate: {len(stack.packs)} pack(s) of {stack.cells} cells, "
-              f"firmware {stack.firmware.name}, profile {stack.profile_name}, "
-              f"{args.baud or 'unlimited'} baud")  # fmt: skip
+              f"dialect {sim.dialect}, firmware {stack.firmware.name}, "
+              f"profile {stack.profile_name}, {args.baud or 'unlimited'} baud")  # fmt: skip
         if args.listen is not None:
             print(f"tcp: {sim.url}")
         if sim.pty_path:

@@ -18,13 +18,13 @@ import contextlib
 from datetime import datetime
 from typing import Any, Final, Self
 
-from ..frame import EOI, FrameExtractor
+from ..frame import EOI
 from .control import ControlServer, finish
+from .dialects import DEFAULT_DIALECT, Responder, responder
 from .faults import Faults, FaultSettings
 from .firmware import DEFAULT_PROFILE, FirmwareProfile
 from .line import Line, Port, PtyPort, TcpPort, sleep_until
 from .pack import Pack
-from .protocol import respond
 from .stack import DEFAULT_START, Stack
 
 TICK: Final = 0.25
@@ -55,7 +55,14 @@ class Simulator:
         pty: bool = False,
         control_port: int | None = None,
         faults: FaultSettings | None = None,
+        dialect: str = DEFAULT_DIALECT,
     ) -> None:
+        self.responder: Responder = responder(dialect)
+        """What the stack speaks: ``dialect`` (a :data:`.dialects.RESPONDERS` name)."""
+        if packs > self.responder.max_packs:
+            raise ValueError(
+                f"{dialect} addresses at most {self.responder.max_packs} packs, not {packs}"
+            )
         self.stack = Stack(
             packs, cells=cells, firmware=firmware, profile=profile, seed=seed, soc=soc,
             ambient=ambient, start=start, step=step,
@@ -141,6 +148,15 @@ class Simulator:
         """Step physics and the BMS of every pack by ``seconds`` of simulated time."""
         self.stack.advance(seconds)
 
+    @property
+    def dialect(self) -> str:
+        """The dialect the stack speaks."""
+        return self.responder.name
+
+    def bus_address(self, address: int) -> int:
+        """The ADR or Modbus unit pack ``address`` (1..N) answers at in :attr:`dialect`."""
+        return self.responder.bus_address(address)
+
     def pack(self, address: int) -> Pack:
         """The pack at a DIP address (1 = master)."""
         return self.stack.pack(address)
@@ -198,7 +214,8 @@ class Simulator:
     async def _serve(self, port: Port) -> None:
         """Answer frames from one port until it closes."""
         self._ports.add(port)
-        extractor = FrameExtractor()
+        extractor = self.responder.extractor()
+        ascii_line = self.responder.framing == "ascii"
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -206,7 +223,7 @@ class Simulator:
                 if not data or not port.is_open():
                     return
                 received = loop.time()
-                for segment in _segments(data):
+                for segment in _segments(data) if ascii_line else [data]:
                     arrived = self.line.arrival(len(segment), received)
                     for raw in extractor.feed(segment):
                         await self._exchange(port, raw, arrived)
@@ -218,7 +235,7 @@ class Simulator:
     async def _exchange(self, port: Port, raw: bytes, arrived: float) -> None:
         await sleep_until(arrived)
         self.line.traffic.requests += 1
-        reply = respond(self.stack, raw)
+        reply = self.responder.respond(self.stack, raw)
         if reply is None:
             return
         delivery = self.faults.apply(reply)
