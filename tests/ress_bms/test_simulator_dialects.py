@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from ress_bms.analog import PackAnalog
-from ress_bms.dialects import DIALECTS, eg4, pace_modbus, pylontech, seplos
+from ress_bms.dialects import DIALECTS, eg4, pace_modbus, pylontech, seplos, seplos_v3
 from ress_bms.dialects.base import (
     Field,
     Register,
@@ -65,7 +65,7 @@ def check_analog(
 
 def test_every_dialect_has_a_responder() -> None:
     assert set(RESPONDERS) <= set(DIALECTS)
-    assert {"pace", "seplos", "pylontech", "eg4", "pace_modbus"} <= set(RESPONDERS)
+    assert set(RESPONDERS) == set(DIALECTS)
     assert Simulator().dialect == "pace"
     with pytest.raises(ValueError, match="speaks no dialect"):
         Simulator(dialect="nope")
@@ -245,6 +245,79 @@ def test_pace_modbus_exceptions() -> None:
     assert pm.respond(stack, too_many) == with_crc(b"\x01\x83\x03")
 
 
+# --- Seplos V3 ----------------------------------------------------------------------------------
+
+
+async def test_seplos_v3_four_packs_and_the_system_units_over_tcp() -> None:
+    async with (
+        Simulator(PACKS, seed=6, dialect="seplos_v3") as sim,
+        Link(sim.url, framing=MODBUS) as link,
+    ):
+        drive(sim)
+        sim.raise_protection(3, "cell_over_voltage_protection", cell=5)
+        sim.advance(1)
+
+        async def read(requests: tuple[ReadRequest, ...]) -> list[ReadReply]:
+            return [await link.exchange(r.encode(), modbus_decoder(r)) for r in requests]
+
+        parameters = await read(seplos_v3.parameter_requests())  # unit 0xE0
+        shape = seplos_v3.decode_shape(parameters)
+        assert (shape.cells, shape.cell_sensors, shape.rated_capacity) == (16, 4, 100.0)
+        decoded = seplos_v3.decode_parameters(parameters)
+        assert decoded.cell_over_voltage.protection == 3.65
+        assert decoded.discharge_over_current.protection == -120
+        for n in range(1, PACKS + 1):
+            replies = await read(seplos_v3.pack_requests(n))
+            analog = seplos_v3.decode_analog(n, replies, shape)
+            check_analog(sim, n, analog, amps=0.006, soc=0.051)
+            status = seplos_v3.decode_status(n, replies, shape)
+            assert status.status.flag("cell_over_voltage_protection") is (n == 3)
+            assert status.status.flag("charge_mos") is (n != 3)
+            if n == 3:
+                assert status.status.cell_codes[4] == 0x02
+        bank = seplos_v3.decode_bank(await read(seplos_v3.bank_requests()))  # unit 0
+        physics = [sim.pack(n).physics for n in range(1, PACKS + 1)]
+        assert bank.values.pack_count == PACKS
+        assert bank.values.online_pack_flags == 0b1111
+        assert bank.values.protected_pack_flags == 0b0100
+        assert bank.values.current == pytest.approx(sum(p.current for p in physics), abs=0.051)
+        assert bank.status is not None and bank.status.status.flag("cell_over_voltage_protection")
+        info = seplos_v3.decode_device_info(await read(seplos_v3.device_info_requests()))
+        assert info.factory_name == "XZH-ElecTech Co.,Ltd"
+        assert seplos_v3.decode_pcs(await read(seplos_v3.pcs_requests())).baud_rate == 500
+        switches = await read(seplos_v3.function_switch_requests())
+        assert seplos_v3.decode_function_switches(switches).enabled
+        probe = await read((seplos_v3.probe_request(),))
+        assert seplos_v3.decode_device_info(probe).factory_name == "XZH-ElecTech Co.,Ltd"
+
+
+def test_seplos_v3_eia_is_low_word_first() -> None:
+    stack = Stack(2)
+    request = seplos_v3.bank_requests()[0]
+    reply = responder("seplos_v3").respond(stack, request.encode())
+    data = decode_reply(reply or b"", request).registers
+    volts = round(stack.pack(1).physics.voltage / 2 + stack.pack(2).physics.voltage / 2, 2)
+    assert data[0] == round(volts * 100) and data[1] == 0  # 0x2000 low word, 0x2001 high word
+
+
+def test_seplos_v3_exceptions_and_silence() -> None:
+    stack = Stack(PACKS)
+    v3 = responder("seplos_v3")
+    outside = ReadRequest(1, 0x04, 0x1020, 1).encode()
+    assert v3.respond(stack, outside) == with_crc(b"\x01\x84\x02")
+    holding = ReadRequest(1, 0x03, 0x1000, 1).encode()
+    assert v3.respond(stack, holding) == with_crc(b"\x01\x83\x01")
+    assert v3.respond(stack, ReadRequest(5, 0x04, 0x1000, 17).encode()) is None
+    assert v3.respond(stack, ReadRequest(0x50, 0x04, 0x1000, 17).encode()) is None
+    # unit 0 answers (the system unit), although it is the Modbus broadcast address
+    assert v3.respond(stack, seplos_v3.probe_request(0).encode()) is not None
+    # a pack's blocks are at its own unit only while the bank has more than one pack
+    assert v3.respond(stack, ReadRequest(0, 0x04, 0x1000, 17).encode()) == with_crc(b"\x00\x84\x02")
+    assert v3.respond(Stack(1), ReadRequest(0, 0x04, 0x1000, 17).encode()) is not None
+    write = with_crc(b"\x01\x06\x15\x10\x55\xaa")
+    assert v3.respond(stack, write) == with_crc(b"\x01\x86\x01")
+
+
 # --- what every dialect shares ---------------------------------------------------------------
 
 WRITES: dict[str, list[bytes]] = {
@@ -294,6 +367,11 @@ SILENT: dict[str, list[bytes]] = {
         ReadRequest(5, 0x03, 0, 8).encode(),
         ReadRequest(0x11, 0x03, 0, 8).encode(),
     ],
+    "seplos_v3": [
+        ReadRequest(5, 0x04, 0x1000, 17).encode(),
+        ReadRequest(0x7F, 0x04, 0x1700, 10).encode(),
+        ReadRequest(0xC0, 0x04, 0x2000, 26).encode(),
+    ],
 }
 
 
@@ -314,6 +392,7 @@ def test_offline_packs_are_silent(dialect: str) -> None:
         "pylontech": pylontech.analog_request(address),
         "eg4": eg4.analog_request(address),
         "pace_modbus": ReadRequest(address, 0x03, 0, 8).encode(),
+        "seplos_v3": ReadRequest(address, 0x04, 0x1000, 17).encode(),
     }[dialect]
     assert responder(dialect).respond(stack, request) is None
 

@@ -17,7 +17,7 @@ from ...frame import FrameExtractor
 from ...framing import Extractor
 from ..protocol import respond as respond_pace
 from ..stack import Stack
-from . import eg4, pace_modbus, pylontech, seplos
+from . import eg4, pace_modbus, pylontech, seplos, seplos_v3
 from .modbus import RequestCutter
 
 type Framing = Literal["ascii", "modbus"]
@@ -58,6 +58,7 @@ RESPONDERS: Final[dict[str, Responder]] = {
         Responder(
             "pace_modbus", "modbus", pace_modbus.DIALECT.respond, pace_modbus.MAX_PACKS, _same
         ),
+        Responder("seplos_v3", "modbus", seplos_v3.respond, seplos_v3.MAX_PACKS, _same),
     )
 }  # fmt: skip
 """Dialect name (the :data:`...dialects.DIALECTS` keys) -> its responder."""
