@@ -248,7 +248,7 @@ def pace_modbus_answer(raw: bytes) -> bytes | None:
     if request.unit != 1 or request.function != 0x03:
         return None
     if request.start == 0:
-        return modbus_reply(raw, words(0, 5324, 5000, 98, 10000, 100, 10000, 12))
+        return modbus_reply(raw, words(0, 5324, 98, 100, 10000, 10000, 10000, 12))
     if request.start == 150:
         return modbus_reply(raw, text_registers("P16S100A-1.3", request.count))
     return None  # a V1.0 pack: no serial registers

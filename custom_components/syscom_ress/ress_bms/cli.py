@@ -14,11 +14,14 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from . import history, params, replay, report
 from .capture import FrameRecorder
 from .client import PollMode, StackClient, StackInfo, StackSample
+from .detect import DEFAULT_BUDGET, Detection, DetectionError, detect
+from .dialect_decode import decode_dialect_text
+from .dialects import DIALECTS
 from .errors import BmsError
 from .link import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_TIMEOUT, Direction, Link
 from .status import Kind
@@ -43,7 +46,17 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help="/dev/ttyUSB0, socket://host:port or rfc2217://host:port (env RESS_BMS_URL)",
     )
     group.add_argument(
-        "--baud", type=int, choices=BAUDRATES, default=default(DEFAULT_BAUDRATE), help="baud rate"
+        "--baud",
+        type=int,
+        choices=(*BAUDRATES, 115200),
+        default=default(DEFAULT_BAUDRATE),
+        help="baud rate",
+    )
+    group.add_argument(
+        "--dialect",
+        choices=tuple(DIALECTS),
+        default=default(None),
+        help="protocol dialect (default: PACE VER 0x25; others: decode and scan --detect only)",
     )
     group.add_argument(
         "--address", type=int, default=default(1), help="address of the master pack (1)"
@@ -72,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--multidrop", action="store_true", help="probe every address 0-15 (no master)"
     )
+    scan.add_argument(
+        "--detect",
+        action="store_true",
+        help="find the dialect, baud rate and address, sending only reads (docs/protocol.md)",
+    )
+    scan.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"--detect: seconds it may take in all ({DEFAULT_BUDGET:g})",
+    )
+    scan.add_argument(
+        "--listen",
+        type=float,
+        default=0.0,
+        help="--detect: seconds to listen at each baud rate before sending (0: skip; 2.5)",
+    )
     status_ = add("status", "read analog values and alarms of every pack")
     status_.add_argument(
         "--mode", choices=[m.value for m in PollMode], default="auto", help="poll mode"
@@ -96,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command_code",
         default="42",
         help="command the response answers (hex, default 42)",
+    )
+    decode.add_argument(
+        "--request",
+        help="the request it answers (~... or Modbus hex): for Modbus, which registers it holds",
     )
     capture = add("capture", "record every byte both ways as JSON lines, for bug reports")
     capture.add_argument("--seconds", type=float, default=30.0, help="how long (30)")
@@ -220,9 +254,28 @@ def _parse_command(text: str) -> int:
         raise CliError(f"--command {text!r} is not a hexadecimal command code") from None
 
 
-def decode_text(text: str, command: int) -> dict[str, Any]:
-    """Decode one frame given as text; the result ``ress-bms decode --json`` prints."""
-    return replay.decode_text(text, command)
+def decode_text(
+    text: str, command: int, dialect: str | None = None, request: str | None = None
+) -> dict[str, Any]:
+    """Decode one frame given as text; the result ``ress-bms decode --json`` prints.
+
+    Without ``dialect`` (or with ``pace`` and no ``request``) exactly the PACE VER 0x25 decode.
+    """
+    if dialect is None:
+        return replay.decode_text(text, command)
+    return decode_dialect_text(text, dialect, command, request)
+
+
+def _detection_text(found: Detection) -> str:
+    rows: list[Sequence[object]] = [
+        ("dialect", f"{found.dialect} ({found.title})"),
+        ("baud rate", found.baudrate),
+        ("address", found.address_or_unit),
+        ("model", found.model or "-"),
+        ("serial", found.serial or "-"),
+        ("packs", "-" if found.packs is None else found.packs),
+    ]
+    return _table(rows)
 
 
 def _replay_text(data: dict[str, Any]) -> str:
@@ -299,6 +352,34 @@ def _link(args: argparse.Namespace, recorder: Any = None) -> Link:
     if not args.url:
         raise CliError("no link: give --url (or set RESS_BMS_URL)")
     return Link(args.url, baudrate=args.baud, timeout=args.timeout, recorder=recorder)
+
+
+async def _detect(args: argparse.Namespace) -> None:
+    if not args.url:
+        raise CliError("no link: give --url (or set RESS_BMS_URL)")
+    dialects = None if args.dialect is None else [args.dialect]
+    try:
+        found = await detect(args.url, dialects=dialects, budget=args.budget, listen=args.listen)
+    except DetectionError as err:
+        if args.json:
+            data = {"error": str(err), "type": type(err).__name__, "evidence": list(err.evidence)}
+            print(json.dumps(data, indent=2))
+        raise
+    _emit(args, found.to_json(), lambda: _detection_text(found))
+
+
+_PACE_ONLY: Final = ("scan", "status", "params", "set", "history", "clock", "capture", "report")
+"""Commands only the PACE VER 0x25 dialect does end to end yet."""
+
+
+def _pace_only(args: argparse.Namespace) -> None:
+    """Refuse another dialect; otherwise nothing (the command then runs as for PACE)."""
+    dialect = args.dialect
+    if dialect not in (None, "pace"):
+        raise CliError(
+            f"{args.command}: not supported for the {dialect} dialect yet "
+            "(decode --dialect and scan --detect are)"
+        )
 
 
 async def _scan(args: argparse.Namespace, client: StackClient) -> None:
@@ -503,9 +584,15 @@ _LINK_COMMANDS = {
 
 async def run(args: argparse.Namespace) -> None:
     """Run one parsed command."""
+    detecting = args.command == "scan" and args.detect
+    if args.command in _PACE_ONLY and not detecting:
+        _pace_only(args)
     if args.command == "decode":
-        data = decode_text(args.frame, _parse_command(args.command_code))
+        command = _parse_command(args.command_code)
+        data = decode_text(args.frame, command, args.dialect, args.request)
         _emit(args, data, lambda: json.dumps(data, indent=2))
+    elif detecting:
+        await _detect(args)
     elif args.command == "replay":
         data = replay.replay_file(args.file)
         _emit(args, data, lambda: _replay_text(data))
