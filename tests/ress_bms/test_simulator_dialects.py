@@ -466,3 +466,16 @@ def test_cli_dialect_flag() -> None:
     sim = build(parser.parse_args(["--dialect", "eg4", "--packs", "4", "--listen", "off"]))
     assert sim.dialect == "eg4" and len(sim.stack.packs) == 4
     assert build(parser.parse_args(["--listen", "off"])).dialect == "pace"
+
+
+@pytest.mark.parametrize("kind", ["corrupt_checksum", "truncate", "garbage", "glue"])
+async def test_modbus_replies_take_the_line_faults(kind: str) -> None:
+    async with (
+        Simulator(2, dialect="pace_modbus") as sim,
+        Link(sim.url, framing=MODBUS, timeout=0.3) as link,
+    ):
+        request = pace_modbus.probe_request(1)
+        sim.faults.once(kind)
+        reply = await link.exchange(request.encode(), modbus_decoder(request))
+        assert len(reply.registers) == 8
+        assert sim.faults.injected[kind] == 1

@@ -106,14 +106,23 @@ class Faults:
                 return kind
         return None
 
-    def apply(self, reply: bytes) -> Delivery:
-        """Decide what happens to ``reply`` (a whole frame, CR included)."""
+    def apply(self, reply: bytes, *, modbus: bool = False) -> Delivery:
+        """Decide what happens to ``reply`` (a whole frame, CR included).
+
+        ``modbus``: the reply is a Modbus RTU frame: a corrupt checksum is a wrong CRC, a
+        truncated reply simply loses its tail (RTU has no end marker).
+        """
         previous, self._previous = self._previous, reply
         kind = self._pick()
         if kind is None:
             return Delivery(reply)
         self.injected[kind] += 1
         match kind:
+            case "corrupt_checksum" if modbus:
+                wrong = reply[-2:][0] ^ (1 + self.rng.randrange(0xFF))
+                return Delivery(reply[:-2] + bytes((wrong, reply[-1])), fault=kind)
+            case "truncate" if modbus:
+                return Delivery(reply[: self.rng.randrange(1, len(reply))], fault=kind)
             case "corrupt_checksum":
                 wrong = (int(reply[-5:-1], 16) + 1 + self.rng.randrange(0xFFFE)) & 0xFFFF
                 return Delivery(reply[:-5] + b"%04X" % wrong + b"\r", fault=kind)

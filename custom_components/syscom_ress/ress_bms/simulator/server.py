@@ -238,7 +238,7 @@ class Simulator:
         reply = self.responder.respond(self.stack, raw)
         if reply is None:
             return
-        delivery = self.faults.apply(reply)
+        delivery = self.faults.apply(reply, modbus=self.responder.framing == "modbus")
         await sleep_until(arrived + self.line.turnaround)
         if delivery.disconnect:
             port.abort()
