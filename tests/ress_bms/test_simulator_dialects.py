@@ -229,6 +229,11 @@ async def test_pace_modbus_four_packs_over_tcp() -> None:
         parameters = pace_modbus.decode_parameters(2, await read(pace_modbus.parameter_requests(2)))
         settings_ = sim.pack(2).bms.settings.values
         assert parameters.cell_over_voltage.protection == settings_["cell_over_voltage_protection"]
+        for revision in ("1.0", "1.2"):
+            older = await read(pace_modbus.parameter_requests(2, revision))
+            assert pace_modbus.decode_parameters(2, older).balance_start_voltage == 3.4
+        confirm = await read((pace_modbus.confirm_request(4),))
+        assert pace_modbus.decode_device_info(4, confirm).version == sim.pack(4).version
         device = pace_modbus.decode_device_info(3, await read(pace_modbus.device_info_requests(3)))
         assert device.version == sim.pack(3).version
         assert device.pack_serial == sim.pack(3).pack_serial
