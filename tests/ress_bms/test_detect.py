@@ -505,3 +505,38 @@ def test_writes_and_broadcasts_are_refused() -> None:
         check_read("pace_modbus", bytes.fromhex("000300000008") + b"\x00\x00")  # unit 0
     with pytest.raises(ForbiddenCommandError):
         check_read("seplos", Frame(0x20, 0xFF, 0x46, 0x42, b"\xff").encode())
+
+
+async def test_the_answer_decides_the_dialect_not_the_probe() -> None:
+    """42H to ADR 1 is the Seplos slave-1 probe too: a Pylontech V2.8 block there is Pylontech."""
+
+    def pylontech_at_1(raw: bytes) -> bytes | None:
+        if not raw.startswith(b"~20014642"):
+            return None
+        return response("42H analog value, single pack, capacity <= 65 Ah")
+
+    async with bus(pylontech_at_1) as b:
+        with pytest.raises(UnrecognisedDeviceError) as caught:
+            await run_detect(b, baudrates=[9600])
+    (seen,) = [line for line in caught.value.evidence if "ADR 1 answered" in line]
+    assert "a pylontech reply" in seen
+    after = caught.value.evidence[caught.value.evidence.index(seen) + 1]
+    assert "not confirmed" in after  # this peer does not answer the 44H
+    assert decode_frame(b.requests[3]).cid2 == pylontech.STATUS  # the confirmation was a 44H
+
+
+async def test_the_detection_json() -> None:
+    async with bus(pace_answer) as b:
+        found = await run_detect(b)
+    assert found.to_json() == {
+        "dialect": "pace",
+        "title": "PACE VER 0x25",
+        "baudrate": 9600,
+        "framing": "ascii",
+        "address": 1,
+        "model": "PACE-P16S100A-V2.1",
+        "serial": "BMS123456",
+        "packs": 3,
+        "evidence": list(found.evidence),
+    }
+    assert [decode_frame(r).cid2 for r in b.requests] == [0xC1, 0xC2, 0x90]
