@@ -15,6 +15,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import given, strategies as st
 import pytest
 
 from ress_bms import detect as detect_module
@@ -29,7 +30,7 @@ from ress_bms.detect import (
 from ress_bms.device import encode_text
 from ress_bms.dialects import DIALECTS, eg4, pylontech, seplos
 from ress_bms.dialects.ver20 import WRITES_IN_SOME_DIALECT
-from ress_bms.errors import BmsTimeoutError, ForbiddenCommandError
+from ress_bms.errors import BmsError, BmsTimeoutError, ForbiddenCommandError
 from ress_bms.frame import Frame, decode_frame
 from ress_bms.framing import Framing
 from ress_bms.link import Link
@@ -38,7 +39,7 @@ from ress_bms.modbus import READ_INPUT, decode_request, with_crc
 from .test_dialect_eg4 import _status_info as eg4_status_info
 from .test_dialect_pylontech import _status_block as pylontech_status_block
 from .test_dialect_seplos import _status_info as seplos_status_info
-from .ver20_frames import FRAMES
+from .ver20_frames import FRAMES, FUZZ
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -540,3 +541,21 @@ async def test_the_detection_json() -> None:
         "evidence": list(found.evidence),
     }
     assert [decode_frame(r).cid2 for r in b.requests] == [0xC1, 0xC2, 0x90]
+
+
+@FUZZ
+@given(
+    st.sampled_from([0x20, 0x25, 0x26]),
+    st.integers(0, 0xFE),
+    st.sampled_from([0x46, 0x4A, 0x4E, 0x4F, 0x00]),
+    st.binary(max_size=160),
+)
+def test_classifying_any_frame_raises_only_typed_errors(
+    ver: int, adr: int, cid1: int, info: bytes
+) -> None:
+    frame = decode_frame(Frame(ver, adr, cid1, 0, info).encode())
+    try:
+        name = detect_module.classify_ascii(frame)
+    except BmsError:
+        return
+    assert name in DIALECTS
