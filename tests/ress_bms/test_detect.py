@@ -30,7 +30,7 @@ from ress_bms.detect import (
 from ress_bms.device import encode_text
 from ress_bms.dialects import DIALECTS, eg4, pylontech, seplos
 from ress_bms.dialects.ver20 import WRITES_IN_SOME_DIALECT
-from ress_bms.errors import BmsError, BmsTimeoutError, ForbiddenCommandError
+from ress_bms.errors import BmsError, BmsTimeoutError, ForbiddenCommandError, LinkError
 from ress_bms.frame import Frame, decode_frame
 from ress_bms.framing import Framing
 from ress_bms.link import Link
@@ -559,3 +559,13 @@ def test_classifying_any_frame_raises_only_typed_errors(
     except BmsError:
         return
     assert name in DIALECTS
+
+
+async def test_a_port_that_cannot_be_opened_is_the_links_own_error() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    server.close()
+    await server.wait_closed()  # nothing listens there any more
+    with pytest.raises(LinkError, match="cannot open") as caught:
+        await detect(f"socket://{host}:{port}", budget=5.0)
+    assert not isinstance(caught.value, NothingAnswersError)
