@@ -29,8 +29,10 @@ from .ver20 import (
     temperatures,
 )
 
-DATA_FLAG: Final = 0x01
-PACK_GROUP: Final = 0x00
+DATA_FLAG: Final = 0x10
+"""As in nkinnan's capture (the PDF prints 0x01; informative only, dialects.md 1)."""
+PACK_GROUP: Final = 0x01
+"""As in nkinnan's capture."""
 MAX_PACKS: Final = 15
 """ADR 1..15 from the 4-bit DIP switch."""
 MANUFACTURER: Final = b"QTHN 0d".ljust(46, b"\x00")

@@ -8,7 +8,8 @@ Units ("RS485: BMS response which is self address only"):
   (0x2000-0x2019, every 32-bit value **low word first**), EIB (0x2100-0x2115), EIC (coils
   0x2200-0x224F), VIA (0x1700-0x1732), PCT (0x1800-0x1823), SFA (coils 0x1400-0x144F); a
   one-pack bank also answers its pack's PIA/PIB/PIC there (the SG16S200A capture);
-* unit **0xE0** (the display) holds the SPA parameter block (0x1300-0x1367) of the master.
+* unit **0xE0** (the display) holds the SPA parameter block (0x1300-0x1367) of the master, and
+  VIA and PCT again (the SP05B capture reads PCT there).
 
 Reserved registers inside a block (0x100E, 0x1114-0x1117 as 2731 = 0 °C, 0x1314, 0x1328-0x132A)
 read as the capture shows; any register outside the blocks gets exception 02, a function other
@@ -177,6 +178,8 @@ SPA_PARTS: Final = {
     "delay": "delay",
 }
 """SPA part -> the settings suffix; an alarm recovers at the alarm value (no hysteresis)."""
+SPA_TAIL: Final = range(0x1368, 0x136A)
+"""Two words past the table that syssi's second half (0x1335 + 0x35) reads: answered as 0."""
 NEGATIVE: Final = ("discharge_over_current", "discharge_over_current_2", "short_circuit")
 """Discharge-side currents: negative on the wire (the SG16S200A capture)."""
 
@@ -213,7 +216,7 @@ def spa(pack: Pack) -> dict[int, int]:
         if item.name.partition(".")[0] in NEGATIVE and item.kind == "i16":
             number = -abs(number)
         values[item.name] = round(number) if item.kind == "i16" else number
-    return _block(doc.SPA, values)
+    return _block(doc.SPA, values) | dict.fromkeys(SPA_TAIL, 0)
 
 
 # --- the bank (unit 0) ------------------------------------------------------------------------
@@ -301,7 +304,7 @@ def _unit(stack: Stack, unit: int) -> Pack | None:
 
 def _input_registers(stack: Stack, pack: Pack, unit: int) -> dict[int, int]:
     if unit == doc.DISPLAY_UNIT:
-        return spa(pack)
+        return {**spa(pack), **via(pack), **_block(doc.PCT, PCT_VALUES)}
     if unit == doc.SYSTEM_UNIT:
         words = {**eia(stack), **eib(stack), **via(pack), **_block(doc.PCT, PCT_VALUES)}
         if len(stack.packs) == 1:
