@@ -144,10 +144,11 @@ async def test_a_solar_day_leaves_a_short_logbook(
 ) -> None:
     """A simulated solar day at 15-minute refreshes: a handful of entries, none from noise.
 
-    One pack, physics in 1 s steps (the day costs a tenth of the default 0.1 s steps). Now 14
-    entries (the event 6, the state 4, the alarm, protection, discharge MOS and balancing once);
-    before issue 10 the same day gave 118, 75 of them from the sensors naming the lowest and
-    highest cell and 22 from alarms flickering at their threshold (single bits and events).
+    One pack, physics in 1 s steps (the day costs a tenth of the default 0.1 s steps). On the
+    simulator's solar day: 6 entries (the state 5 times, balancing once). On the harsher day it
+    had before (alarms at the end of each charge) 14 entries, where the defaults before issue 10
+    gave 118: 75 from the sensors naming the lowest and highest cell, 22 from alarms flickering
+    at their threshold (single bits and events). The bounds below hold for both days.
     """
     async with Simulator(packs=1, seed=1, step=1.0, profile="solar-day") as sim:
         entry = MockConfigEntry(
