@@ -35,6 +35,7 @@ from ress_bms.frame import Frame, decode_frame
 from ress_bms.framing import Framing
 from ress_bms.link import Link
 from ress_bms.modbus import READ_INPUT, decode_request, with_crc
+from ress_bms.simulator import Simulator
 
 from .test_dialect_eg4 import _status_info as eg4_status_info
 from .test_dialect_pylontech import _status_block as pylontech_status_block
@@ -569,3 +570,26 @@ async def test_a_port_that_cannot_be_opened_is_the_links_own_error() -> None:
     with pytest.raises(LinkError, match="cannot open") as caught:
         await detect(f"socket://{host}:{port}", budget=5.0)
     assert not isinstance(caught.value, NothingAnswersError)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "baudrate", "address", "packs"),
+    [
+        ("pace", 9600, 1, 3),
+        ("seplos", 9600, 0, None),
+        ("pylontech", 9600, 2, 3),
+        ("eg4", 9600, 1, None),
+        ("pace_modbus", 9600, 1, None),
+        ("seplos_v3", 19200, 0, 3),
+    ],
+)
+async def test_the_simulator_in_each_dialect_is_found(
+    dialect: str, baudrate: int, address: int, packs: int | None
+) -> None:
+    """The simulator's own responders (simulator/dialects), over TCP: every baud rate reaches it,
+    so the first probe of its dialect in the order answers."""
+    async with Simulator(packs=3, seed=1, dialect=dialect) as sim:
+        found = await detect(sim.url, wait_scale=0.1, budget=10.0)
+    assert (found.dialect, found.baudrate, found.address_or_unit) == (dialect, baudrate, address)
+    assert found.model
+    assert found.packs == packs
