@@ -85,7 +85,12 @@ def _to_empty(analog: PackAnalog, end: End) -> float:
 
 
 def _hours(ampere_hours: float, amperes: float) -> float:
-    return round(ampere_hours / amperes, 3)
+    """Hours to two significant digits (1.3 h, 0.47 h, 12 h).
+
+    The current an estimate divides by changes from one refresh to the next: a third digit
+    would follow it at every refresh and say nothing.
+    """
+    return float(f"{ampere_hours / amperes:.2g}")
 
 
 def time_to_full(analog: PackAnalog, end: End) -> float | None:

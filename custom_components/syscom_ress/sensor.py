@@ -186,8 +186,19 @@ def _delta_attributes(analog: PackAnalog) -> Attributes:
 
 
 def _discharge_positive(amperes_or_watts: float, digits: int) -> float:
-    """The battery's convention turned around: + = discharging (``+ 0.0`` drops ``-0.0``)."""
+    """The battery's convention turned around: + = discharging (``+ 0.0`` drops ``-0.0``).
+
+    Power is shown to the watt: volts (1 mV) times amperes (10 mA) resolve about half a watt, and
+    a tenth would flip with every millivolt of noise.
+    """
     return round(-amperes_or_watts, digits) + 0.0
+
+
+PLACE_ATTRIBUTES: Final = frozenset(
+    {"cell", "pack", "min_cell", "max_cell", "min_pack", "max_pack"}
+)
+"""Where an extreme is changes with a millivolt of noise: kept out of the recorder, where each
+new set of attributes is a row of its own (and a database lookup once out of its cache)."""
 
 
 PACK_SENSORS: tuple[PackSensorDescription, ...] = (
@@ -223,7 +234,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
-        value_fn=lambda a, _s: _discharge_positive(a.power, 1),
+        value_fn=lambda a, _s: _discharge_positive(a.power, 0),
     ),
     PackSensorDescription(
         key="soc",
@@ -389,6 +400,7 @@ class PackSensor(PackEntity, SensorEntity):
     """A measurement of one pack."""
 
     entity_description: PackSensorDescription
+    _unrecorded_attributes = PLACE_ATTRIBUTES
 
     @property
     def native_value(self) -> StateType:
@@ -664,7 +676,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
-        value_fn=lambda d: _discharge_positive(sum(a.power for a in d.analogs()), 1),
+        value_fn=lambda d: _discharge_positive(sum(a.power for a in d.analogs()), 0),
     ),
     StackSensorDescription(
         key="remaining_capacity",
@@ -807,6 +819,7 @@ class StackSensor(StackEntity, SensorEntity):
     """A total or health value of the whole stack."""
 
     entity_description: StackSensorDescription
+    _unrecorded_attributes = PLACE_ATTRIBUTES
 
     @property
     def available(self) -> bool:

@@ -156,3 +156,59 @@ async def test_unavailable_is_written_once(
     state = hass.states.get(voltage)
     assert state is not None
     assert float(state.state) == sim.pack(3).analog().voltage
+
+
+def steady(sim: Simulator, address: int, current: float) -> None:
+    """Pack ``address`` reads without noise, ``current`` A flowing (+ = charging), time still."""
+    physics = sim.pack(address).physics
+    physics.rng.gauss = lambda _mu, _sigma: 0.0  # type: ignore[method-assign]
+    physics.measure(current)
+
+
+async def test_noise_below_the_resolution_writes_nothing(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Pack 1 discharges 25 A. 10 mA more is a new current, not a new time to empty (two
+    digits); 5 mV more is a new voltage, not a new power (to the watt: 0.13 W more)."""
+    pack = "sensor.ress_battery_pack_1_"
+    steady(sim, 1, -25.0)
+    await refresh(hass, loaded_entry.runtime_data)
+    before = hass.states.get(pack + "time_to_empty")
+    assert before is not None
+    assert float(before.state) > 0
+
+    steady(sim, 1, -25.01)
+    writes = await counted_refresh(hass, loaded_entry)
+    assert writes.changed[pack + "current"] == 1
+    assert writes.changed[pack + "time_to_empty"] == 0
+    assert writes.changed[pack + "voltage"] == 0  # 8 µV of internal resistance: the same mV
+
+    old = sim.pack(1).analog()
+    sim.pack(1).physics.cells[0].reading_offset += 0.005
+    steady(sim, 1, -25.01)
+    new = sim.pack(1).analog()
+    assert round(new.voltage - old.voltage, 3) == 0.005
+    assert round(new.power, 1) != round(old.power, 1)  # a tenth of a watt would flip...
+    assert round(new.power) == round(old.power)  # ... the watt does not
+    writes = await counted_refresh(hass, loaded_entry)
+    assert writes.changed[pack + "voltage"] == 1
+    assert writes.changed[pack + "power"] == 0
+    assert writes.changed[pack + "current"] == 0
+
+
+async def test_where_an_extreme_is_stays_out_of_the_recorder(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The lowest / highest cell's place moves with a millivolt: attributes the recorder skips."""
+    places = {
+        "sensor.ress_battery_pack_1_lowest_cell_voltage": {"cell"},
+        "sensor.ress_battery_pack_1_cell_voltage_difference": {"min_cell", "max_cell"},
+        "sensor.ress_battery_lowest_cell_voltage": {"pack", "cell"},
+        "sensor.ress_battery_cell_voltage_difference": {"min_pack", "min_cell", "max_pack"},
+    }
+    for entity_id, attributes in places.items():
+        state = hass.states.get(entity_id)
+        assert state is not None, entity_id
+        assert attributes <= set(state.attributes), entity_id
+        assert state.state_info is not None
+        assert attributes <= state.state_info["unrecorded_attributes"], entity_id

@@ -31,6 +31,11 @@ def _hours(hass: HomeAssistant, entity_id: str) -> float:
     return float(hass.states.get(entity_id).state)
 
 
+def _two_digits(hours: float) -> float:
+    """What an estimate shows: two significant digits."""
+    return float(f"{hours:.2g}")
+
+
 async def test_time_to_empty_at_a_known_current(
     hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
 ) -> None:
@@ -39,7 +44,7 @@ async def test_time_to_empty_at_a_known_current(
     analog = sim.pack(1).analog()
     assert analog.current == -25.0
     state = hass.states.get(PACK1 + "time_to_empty")
-    assert float(state.state) == round(analog.remaining_capacity / 25.0, 3)
+    assert float(state.state) == _two_digits(analog.remaining_capacity / 25.0)
     assert state.attributes == {**state.attributes, "end_soc": 0.0, "end_source": "capacity"}
     assert state.attributes["unit_of_measurement"] == "h"
     assert hass.states.get(PACK1 + "time_to_full").state == STATE_UNKNOWN  # discharging
@@ -52,7 +57,7 @@ async def test_time_to_empty_at_a_known_current(
     assert state.attributes["end_source"] == "pack_under_voltage_protection"
     assert state.attributes["end_soc"] == 1.5
     usable = analog.remaining_capacity - analog.full_capacity * 0.015
-    assert float(state.state) == pytest.approx(usable / 25.0, abs=0.001)
+    assert float(state.state) == pytest.approx(usable / 25.0, rel=0.05)
     # Pack 2's thresholds were not read: it still runs to 0 %.
     assert hass.states.get(PACK2 + "time_to_empty").state == STATE_UNKNOWN  # idle
     assert hass.states.get(PACK2 + "time_to_empty").attributes["end_source"] == "capacity"
@@ -65,7 +70,7 @@ async def test_time_to_full_ends_at_the_full_charge_voltage(
     await _run(hass, sim, loaded_entry, pack1=20.0)
     analog = sim.pack(1).analog()
     missing = analog.full_capacity - analog.remaining_capacity
-    assert _hours(hass, PACK1 + "time_to_full") == round(missing / analog.current, 3)
+    assert _hours(hass, PACK1 + "time_to_full") == _two_digits(missing / analog.current)
     assert hass.states.get(PACK1 + "time_to_empty").state == STATE_UNKNOWN
 
     control = loaded_entry.runtime_data.control
@@ -76,7 +81,7 @@ async def test_time_to_full_ends_at_the_full_charge_voltage(
     assert state.attributes["end_source"] == "full_charge_voltage"
     assert state.attributes["end_soc"] == 98.0
     missing = analog.full_capacity * 0.98 - analog.remaining_capacity
-    assert float(state.state) == pytest.approx(missing / analog.current, abs=0.001)
+    assert float(state.state) == pytest.approx(missing / analog.current, rel=0.05)
 
 
 async def test_unknown_while_idle(
@@ -96,7 +101,7 @@ async def test_stack_time_to_empty(
     analogs = [sim.pack(a).analog() for a in (1, 2, 3)]
     left = sum(a.remaining_capacity for a in analogs)
     state = hass.states.get(STACK + "time_to_empty")
-    assert float(state.state) == round(left / 40.0, 3)
+    assert float(state.state) == _two_digits(left / 40.0)
     assert state.attributes["end_source"] == "capacity"
     assert hass.states.get(STACK + "time_to_full").state == STATE_UNKNOWN
 
@@ -107,7 +112,7 @@ async def test_stack_time_to_empty(
     full = sum(a.full_capacity for a in analogs)
     assert state.attributes["end_soc"] == round(analogs[0].full_capacity * 1.5 / full, 1)
     left -= analogs[0].full_capacity * 0.015
-    assert float(state.state) == pytest.approx(left / 40.0, abs=0.001)
+    assert float(state.state) == pytest.approx(left / 40.0, rel=0.05)
 
 
 def test_ends() -> None:
