@@ -41,6 +41,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
+import json
 from pathlib import Path
 import re
 import shutil
@@ -166,30 +167,39 @@ class CostHome(devhome.DevHome):
         self.first_states = time.monotonic() - posted[-1]
 
 
-async def registry(home: CostHome) -> list[dict[str, Any]]:
-    """The entry's entity registry entries (enabled or not)."""
+async def shown_entities(home: CostHome) -> list[dict[str, Any]]:
+    """The integration's enabled entities as the frontend lists them (``ei`` id, ``di`` device).
+
+    ``list_for_display`` is what every frontend loads, so the JSON it caches in each registry
+    entry is there in any Home Assistant that is looked at; ``config/entity_registry/list``
+    would add another cache per entry, disabled ones included, that only the settings page makes.
+    """
     assert home.api is not None
-    (entries,) = await home.api.ws({"type": "config/entity_registry/list"})
-    return [e for e in entries if e.get("config_entry_id") == home.entry_id]
+    (listed,) = await home.api.ws({"type": "config/entity_registry/list_for_display"})
+    return [e for e in listed["entities"] if e.get("pl") == devhome.DOMAIN]
+
+
+def stored_registry(home: CostHome) -> list[dict[str, Any]]:
+    """The entry's entity registry entries, enabled or not, from Home Assistant's store (saved
+    10 s after a change; read, never written)."""
+    path = home.config_dir / ".storage" / "core.entity_registry"
+    entities: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["data"][
+        "entities"
+    ]
+    return [e for e in entities if e.get("config_entry_id") == home.entry_id]
 
 
 async def every_state(home: CostHome, packs: int, timeout: float = 180.0) -> None:
-    """Until every enabled entity of the entry has a state, on the stack and on every pack."""
+    """Until every enabled entity of the integration has a state, on the stack and every pack."""
     assert home.api is not None
     api = home.api
 
     async def ready() -> bool:
-        entries, states = await api.ws(
-            {"type": "config/entity_registry/list"}, {"type": "get_states"}
-        )
-        ours = [
-            e
-            for e in entries
-            if e.get("config_entry_id") == home.entry_id and not e.get("disabled_by")
-        ]
+        ours = await shown_entities(home)
+        (states,) = await api.ws({"type": "get_states"})
         shown = {s["entity_id"] for s in states}
-        devices = {e.get("device_id") for e in ours}
-        return len(devices) > packs and all(e["entity_id"] in shown for e in ours)
+        devices = {e.get("di") for e in ours}
+        return len(devices) > packs and all(e["ei"] in shown for e in ours)
 
     await home._until("every entity's first state", ready, timeout=timeout, interval=0.5)
 
@@ -209,7 +219,7 @@ async def set_entry_disabled(home: CostHome, disabled: bool) -> None:
 async def enable_every_entity(home: CostHome) -> int:
     """Enable every entity the integration disabled by default; how many there were."""
     assert home.api is not None
-    wanted = [e["entity_id"] for e in await registry(home) if e.get("disabled_by")]
+    wanted = [e["entity_id"] for e in stored_registry(home) if e.get("disabled_by")]
     if wanted:
         await home.api.ws(
             *(
@@ -389,9 +399,8 @@ async def window(home: CostHome, log: HassLog, sampler: CpuSampler, refreshes: i
     t1 = sampler.sample().t
     found = Window(t0, t1, log.between(t0, t1), sampler.rate(t0, t1), home.rss_kib())
     assert home.api is not None
-    entries = [e for e in await registry(home) if not e.get("disabled_by")]
+    ids = {e["ei"] for e in await shown_entities(home)}
     (states,) = await home.api.ws({"type": "get_states"})
-    ids = {e["entity_id"] for e in entries}
     found.enabled = len(ids)
     found.state_class = sum(
         1 for s in states if s["entity_id"] in ids and s["attributes"].get("state_class")
