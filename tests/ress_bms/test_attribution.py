@@ -216,3 +216,24 @@ async def test_a_silent_bus_costs_one_exchange_per_poll_in_relay(simulator: Simu
         for address in (1, 2, 3):
             simulator.set_offline(address, offline=False)
         assert len((await client.poll()).online) == 3  # and the next poll reads everything
+
+
+async def test_a_glued_status_reply_is_not_taken_for_the_analog_one(simulator: Simulator) -> None:
+    """Broadcast: the previous 44H FF glued before the 42H FF reply is skipped, not decoded.
+
+    Once a pack charges, a 44H FF payload happens to fit a 42H FF layout (the soak's finding:
+    pack 1 at 4.096 V); the packs' shapes refuse it and the real reply is read.
+    """
+    sim = distinct(simulator)
+    for address, current in ((1, 10.0), (2, -2.5), (3, -15.0)):
+        sim.pack(address).demand = current
+    sim.advance(5)
+    async with Link(sim.url, timeout=0.2) as link:
+        client = StackClient(link, poll_mode=PollMode.BROADCAST)
+        await client.discover()
+        assert len((await client.poll()).online) == 3  # learns the shapes
+        sim.faults.once("glue")  # the 44H FF reply just sent, glued before the next 42H FF
+        sample = await client.poll()
+    assert len(sample.online) == 3
+    assert wrong_values(sim, sample) == []
+    assert link.stats.stale_frames >= 1

@@ -16,6 +16,7 @@ learned again (a pack was swapped for another model): one wrong block cannot tea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,6 +28,14 @@ RELEARN_AFTER: Final = 3
 """Polls in a row whose block for a pack failed its shape before the shape is learned again."""
 
 
+class ShapeMismatchError(DecodeError):
+    """Blocks of a reply that cannot be their packs' (a glued reply to another command)."""
+
+    def __init__(self, addresses: tuple[int, ...], detail: str) -> None:
+        self.addresses = addresses
+        super().__init__(detail)
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
     """What every block of one pack has."""
@@ -36,6 +45,12 @@ class Shape:
 
     def __str__(self) -> str:
         return f"{self.cells} cells and {self.temperatures} sensors"
+
+
+def _carries_values(block: PackAnalog | PackStatus) -> bool:
+    if isinstance(block, PackAnalog):
+        return block.online
+    return any(block.cell_codes) or any(block.temperature_codes) or any(block.bytes_.values())
 
 
 def shape_of(block: PackAnalog | PackStatus) -> Shape:
@@ -66,6 +81,27 @@ class Attribution:
         shape = shape_of(block)
         if known is not None and shape != known:
             raise DecodeError(f"a block of {shape} is not pack {address}'s ({known})")
+
+    def check_blocks(
+        self, addresses: Sequence[int], blocks: Sequence[PackAnalog | PackStatus]
+    ) -> None:
+        """Check every block of an FF reply that carries values against its pack's shape.
+
+        Zero-filled blocks (a pack the master cannot reach) carry nothing to check. Raises
+        :class:`ShapeMismatchError` naming every pack whose block does not fit, so the link
+        skips the frame and waits for the real reply.
+        """
+        misfits = []
+        for address, block in zip(addresses, blocks, strict=False):
+            if not _carries_values(block):
+                continue
+            try:
+                self.check(address, block)
+            except DecodeError:
+                misfits.append(address)
+        if misfits:
+            packs = ", ".join(map(str, misfits))
+            raise ShapeMismatchError(tuple(misfits), f"blocks for packs {packs} are not theirs")
 
     def learn(self, address: int, block: PackAnalog | PackStatus) -> None:
         """Remember the shape of an accepted block; the pack's misfits start again."""

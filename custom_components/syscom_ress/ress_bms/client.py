@@ -24,7 +24,7 @@ import time
 from typing import Final
 
 from . import analog, control, device, history, params, status
-from .attribution import Attribution, shape_of
+from .attribution import Attribution, ShapeMismatchError, shape_of
 from .commands import COMMAND_ALL_PACKS, Command, encode_request
 from .errors import (
     BmsError,
@@ -450,16 +450,26 @@ class StackClient:
 
     async def _poll_broadcast(self, addresses: list[int]) -> dict[int, PackSample]:
         first = self.master_address
+        check = self.attribution.check_blocks
+
+        def analogs_of(frame: Frame) -> analog.AnalogReply:
+            reply = analog.decode_analog(frame.info, COMMAND_ALL_PACKS)
+            check(addresses, reply.packs)
+            return reply
+
+        def statuses_of(frame: Frame) -> status.StatusReply:
+            reply = status.decode_status(frame.info, COMMAND_ALL_PACKS)
+            check(addresses, reply.packs)
+            return reply
+
         try:
-            analogs = await self._ask(
-                Command.ANALOG, first, lambda f: analog.decode_analog(f.info, COMMAND_ALL_PACKS),
-                bytes([COMMAND_ALL_PACKS]),
-            )  # fmt: skip
-            statuses = await self._ask(
-                Command.STATUS, first, lambda f: status.decode_status(f.info, COMMAND_ALL_PACKS),
-                bytes([COMMAND_ALL_PACKS]),
-            )  # fmt: skip
+            all_packs = bytes([COMMAND_ALL_PACKS])
+            analogs = await self._ask(Command.ANALOG, first, analogs_of, all_packs)
+            statuses = await self._ask(Command.STATUS, first, statuses_of, all_packs)
         except BmsError as err:
+            if isinstance(err, ShapeMismatchError):
+                for address in err.addresses:  # a pack that was swapped is learned again
+                    self.attribution.misfit(address)
             return {a: PackSample(a, error=err) for a in addresses}
         samples = {}
         for index, address in enumerate(addresses):
