@@ -185,7 +185,6 @@ class StackWatcher:
                 findings.append(f"the reply to {command:02X}H carries VER {ver:02X}H, not 25H")
         self._set(ISSUE_FIRMWARE_DIALECT, bool(findings), details="; ".join(findings))
 
-
     def _check_packs_offline(self) -> None:
         """Some packs answer, others not: the totals are of the packs that answer only."""
         data = self.coordinator.data

@@ -28,7 +28,7 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.syscom_ress.const import DOMAIN
 from custom_components.syscom_ress.number import NUMBERS, UNITS, WEBSOCKET_LOGGER
 from custom_components.syscom_ress.ress_bms.commands import Command
-from custom_components.syscom_ress.ress_bms.params import PARAMETERS
+from custom_components.syscom_ress.ress_bms.params import GROUPS, PARAMETERS
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 
 from .control_helpers import PACK1, PACK2, chained, enable_numbers, refresh
@@ -101,11 +101,15 @@ async def test_values_units_and_classes(
     assert float(discharge.state) == 120  # read back negative, shown as a magnitude
     assert hass.states.get(LOW_SOC).attributes[ATTR_DEVICE_CLASS] == NumberDeviceClass.BATTERY
 
-    # Polls do not read parameters again.
+    # Polls do not read parameters again (the history cache may read A1H meanwhile).
     link = loaded_entry.runtime_data.link
-    requests = link.stats.requests
+    sent: list[int] = []
+    link.recorder = lambda direction, data: (
+        sent.append(int(data[7:9], 16)) if direction == "tx" else None
+    )
     await refresh(hass, loaded_entry.runtime_data)
-    assert link.stats.requests - requests == 2  # 42H and 44H for the whole stack
+    assert {Command.ANALOG, Command.STATUS} <= set(sent)  # 42H and 44H for the whole stack
+    assert not set(sent) & {group.read for group in GROUPS}
 
 
 @pytest.mark.usefixtures("enable_numbers")
