@@ -133,9 +133,14 @@ class Phase:
     injected: Counter[str] = field(default_factory=Counter)
 
     @property
+    def kind(self) -> str:
+        """What the phase does (``wire`` for ``wire#2``, a later round of it)."""
+        return self.name.split("#")[0]
+
+    @property
     def faulty(self) -> bool:
         """Whether the phase breaks anything (clean phases have no recovery to time)."""
-        return self.name not in ("clean", "recovery")
+        return self.kind not in ("clean", "recovery")
 
     def targeted(self, pack: int | None, packs: int) -> bool:
         """Whether this phase may legitimately make ``pack`` (None: the stack) unavailable."""
@@ -153,6 +158,25 @@ PHASES = (
     Phase("offline", "last pack offline, then back", 120 / 900, targets="last"),
     Phase("recovery", "clean recovery", 150 / 900),
 )
+
+
+def phase_plan(rounds: int) -> list[Phase]:
+    """The phases of a run: clean, ``rounds`` times each fault phase (``wire#2``...), recovery.
+
+    More rounds inject each fault class (the reset and the offline pack too) more often in
+    the same ``--minutes``, each round's phases shorter.
+    """
+    first, *faulty, last = PHASES
+    plan = [Phase(**_fields(first))]
+    for number in range(1, rounds + 1):
+        for phase in faulty:
+            name = phase.name if rounds == 1 else f"{phase.name}#{number}"
+            fields = _fields(phase) | {"name": name, "share": phase.share / rounds}
+            plan.append(Phase(**fields))
+    plan.append(Phase(**_fields(last)))
+    return plan
+
+
 WIRE_FAULTS = {"corrupt": 0.08, "truncate": 0.08, "glue": 0.08}
 LATE_FAULTS = {"late": 0.35}
 FOREIGN_FAULTS = {"foreign": 0.3}
@@ -587,7 +611,7 @@ async def run_phases(run: Run) -> None:
         settle = min(SETTLE_SCANS * run.scan, SETTLE_SHARE * length) if phase.faulty else 0.0
         say(f"phase {phase.name}: {phase.title}, {length - settle:.0f} s + {settle:.0f} s clean")
         gateway.clear()
-        match phase.name:
+        match phase.kind:
             case "wire":
                 gateway.set(**WIRE_FAULTS)
             case "late":
@@ -601,7 +625,7 @@ async def run_phases(run: Run) -> None:
             case _:
                 pass
         await asyncio.sleep(length - settle)
-        match phase.name:
+        match phase.kind:
             case "half-open":
                 gateway.half_open = False
                 closed = gateway.reset()
@@ -702,7 +726,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
             args,
             args.packs,
             float(args.scan_interval),
-            [Phase(**_fields(p)) for p in PHASES],
+            phase_plan(args.rounds),
             entities,
             recorder,
             gateway,
@@ -1296,6 +1320,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="length of the phases, minutes (15; 3 for a quick run)",
     )
     parser.add_argument("--packs", type=int, default=3, help="packs in the stack (3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="times each fault phase comes round in --minutes (1; 5 injects every class 5 times)",
+    )
     parser.add_argument(
         "--scan-interval",
         type=int,
