@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from homeassistant.const import ATTR_DEVICE_ID, STATE_UNAVAILABLE
@@ -369,3 +370,33 @@ async def test_records_logged_between_any_two_reads(
     assert [r.time for r in history.records] == [r.time for r in sim.pack(1).bms.history]
     logged = list(sim.pack(1).bms.history)[: reads["logged"]]
     assert sorted(e.data["time"] for e in events) == sorted(r.time.isoformat() for r in logged)
+
+
+async def test_the_logbook_line_is_in_home_assistants_language(
+    hass: HomeAssistant, sim: Simulator, config_entry: MockConfigEntry
+) -> None:
+    """German: the kind and the names from de.json; every kind has its translation."""
+    await hass.config.async_update(language="de")
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    coordinator: StackCoordinator = config_entry.runtime_data
+    await settle_history(hass, coordinator)
+    events = async_capture_events(hass, EVENT_HISTORY)
+    sim.raise_protection(1, "cell_under_voltage")
+    sim.advance(2)
+    await settle_history(hass, coordinator)
+    (event,) = events
+    assert logbook.describe_record(hass, event.data).startswith("Schutz: Zellunterspannungsschutz")
+    assert logbook.describe_record(hass, {"kind": "power_on", "keys": []}) == "Einschalten"
+
+
+def test_every_kind_is_translated() -> None:
+    import json
+
+    from custom_components.syscom_ress.history_cache import KIND_ORDER, LAST_RECORD
+
+    folder = Path(__file__).resolve().parents[2] / "custom_components" / DOMAIN
+    for name in ("strings.json", "translations/de.json", "translations/nl.json"):
+        strings = json.loads((folder / name).read_text(encoding="utf-8"))
+        sensor = strings["entity"]["sensor"][LAST_RECORD.key]
+        assert set(sensor["state_attributes"]["kind"]["state"]) == set(KIND_ORDER), name
