@@ -138,18 +138,50 @@ def _max_cell(analog: PackAnalog) -> tuple[int, float] | None:
 type Attributes = dict[str, Any] | None
 
 
+CELL_JITTER: Final = 0.001
+"""A cell channel's last digit: a cell voltage (or the lowest / highest) that moves by 1 mV and
+back from one refresh to the next is the reading's noise, not the cell."""
+DELTA_JITTER: Final = 0.002
+"""Highest minus lowest cell: the jitter of two channels."""
+PACK_VOLTAGE_JITTER: Final = 0.01
+"""A pack's voltage carries the jitter of its 16 cell channels (a few mV); 10 mV is also the step
+it is shown in."""
+CURRENT_JITTER: Final = 0.01
+"""One step of the current (10 mA)."""
+POWER_JITTER: Final = 1.0
+"""One step of the power (1 W)."""
+TEMPERATURE_JITTER: Final = 0.1
+"""One step of a temperature (0.1 K)."""
+
+
+def within_jitter(jitter: float | None, shown: StateType, value: StateType) -> bool:
+    """Whether ``value`` differs from the ``shown`` one by no more than the reading's jitter.
+
+    Such a value is noise: the state stays, so that a reading whose last digit wavers writes no
+    state (and no recorder row) at each refresh. A move beyond the jitter is shown at once.
+    """
+    if jitter is None or isinstance(shown, bool) or isinstance(value, bool):
+        return False
+    if not isinstance(shown, int | float) or not isinstance(value, int | float):
+        return False
+    return round(abs(value - shown), 6) <= jitter
+
+
 @dataclass(frozen=True, kw_only=True)
 class PackSensorDescription(SensorEntityDescription):
     """A pack sensor: how to read its value (and attributes) from the pack's last sample."""
 
     value_fn: Callable[[PackAnalog, PackStatus | None], StateType]
     attrs_fn: Callable[[PackAnalog], Attributes] | None = None
+    jitter: float | None = None
+    """How far the value wavers from noise alone (:func:`within_jitter`); ``None``: no noise."""
 
 
 def _voltage(
     key: str,
     value_fn: Callable[[PackAnalog], float | None],
     attrs_fn: Callable[[PackAnalog], Attributes] | None = None,
+    jitter: float = CELL_JITTER,
 ) -> PackSensorDescription:
     return PackSensorDescription(
         key=key,
@@ -160,6 +192,7 @@ def _voltage(
         suggested_display_precision=3,
         value_fn=lambda a, _s: value_fn(a),
         attrs_fn=attrs_fn,
+        jitter=jitter,
     )
 
 
@@ -217,6 +250,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=2,
         value_fn=lambda a, _s: round(a.voltage, 3),
+        jitter=PACK_VOLTAGE_JITTER,
     ),
     PackSensorDescription(
         key="current",
@@ -226,6 +260,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=2,
         value_fn=lambda a, _s: _discharge_positive(a.current, 2),
+        jitter=CURRENT_JITTER,
     ),
     PackSensorDescription(
         key="power",
@@ -235,6 +270,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
         value_fn=lambda a, _s: _discharge_positive(a.power, 0),
+        jitter=POWER_JITTER,
     ),
     PackSensorDescription(
         key="soc",
@@ -308,7 +344,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         lambda a: _cell_voltage(_max_cell(a)),
         lambda a: _cell_attribute(_max_cell(a)),
     ),
-    _voltage("cell_voltage_delta", _delta, _delta_attributes),
+    _voltage("cell_voltage_delta", _delta, _delta_attributes, DELTA_JITTER),
     # Which cell is lowest / highest changes with every millivolt of noise, and a number
     # without a unit lands in the logbook on each change: off by default, and the cell is an
     # attribute of the lowest / highest cell voltage instead.
@@ -332,6 +368,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfTemperature.CELSIUS,
         suggested_display_precision=1,
         value_fn=lambda a, _s: a.mos_temperature,
+        jitter=TEMPERATURE_JITTER,
     ),
     PackSensorDescription(
         key="environment_temperature",
@@ -341,6 +378,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfTemperature.CELSIUS,
         suggested_display_precision=1,
         value_fn=lambda a, _s: a.environment_temperature,
+        jitter=TEMPERATURE_JITTER,
     ),
 )
 
@@ -358,6 +396,7 @@ def cell_voltage_description(cell: int) -> PackSensorDescription:
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=lambda a, _s: a.cell_voltages[cell - 1] if cell <= len(a.cell_voltages) else None,
+        jitter=CELL_JITTER,
     )
 
 
@@ -377,6 +416,7 @@ def cell_temperature_description(sensor: int) -> PackSensorDescription:
         native_unit_of_measurement=UnitOfTemperature.CELSIUS,
         suggested_display_precision=1,
         value_fn=value,
+        jitter=TEMPERATURE_JITTER,
     )
 
 
@@ -401,22 +441,35 @@ class PackSensor(PackEntity, SensorEntity):
 
     entity_description: PackSensorDescription
     _unrecorded_attributes = PLACE_ATTRIBUTES
+    _reading: tuple[object, StateType, Attributes] | None = None
+    """(the sample read, value, attributes): read once per sample, not at every property."""
+
+    def _read(self) -> tuple[StateType, Attributes]:
+        """Value and attributes from the pack's last sample; within the jitter, what is shown."""
+        pack = self.pack
+        if pack is None or pack.analog is None:
+            return None, None
+        sample = (pack.analog, pack.status)
+        last = self._reading
+        if last is not None and last[0] == sample:
+            return last[1], last[2]
+        description = self.entity_description
+        value = description.value_fn(pack.analog, pack.status)
+        attrs = description.attrs_fn(pack.analog) if description.attrs_fn else None
+        if last is not None and within_jitter(description.jitter, last[1], value):
+            value, attrs = last[1], last[2]  # an extreme's place is held with its value
+        self._reading = (sample, value, attrs)
+        return value, attrs
 
     @property
     def native_value(self) -> StateType:
         """The value from the pack's last sample."""
-        pack = self.pack
-        if pack is None or pack.analog is None:
-            return None
-        return self.entity_description.value_fn(pack.analog, pack.status)
+        return self._read()[0]
 
     @property
     def extra_state_attributes(self) -> Attributes:
         """Which cell holds the value, for the cell extremes."""
-        pack, attrs_fn = self.pack, self.entity_description.attrs_fn
-        if attrs_fn is None or pack is None or pack.analog is None:
-            return None
-        return attrs_fn(pack.analog)
+        return self._read()[1]
 
 
 class PackStateSensor(PackSensor):
@@ -571,6 +624,8 @@ class StackSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[StackData], StateType]
     attrs_fn: Callable[[StackData], Attributes] | None = None
+    jitter: float | None = None
+    """How far the value wavers from noise alone (:func:`within_jitter`); ``None``: no noise."""
     needs_packs: bool = True
     """Unavailable while no pack answers (totals); link-health sensors are not."""
 
@@ -659,6 +714,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         suggested_display_precision=2,
         value_fn=_stack_voltage,
+        jitter=PACK_VOLTAGE_JITTER,
     ),
     StackSensorDescription(
         key="current",
@@ -668,6 +724,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         suggested_display_precision=2,
         value_fn=lambda d: _discharge_positive(sum(a.current for a in d.analogs()), 2),
+        jitter=CURRENT_JITTER,
     ),
     StackSensorDescription(
         key="power",
@@ -677,6 +734,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
         value_fn=lambda d: _discharge_positive(sum(a.power for a in d.analogs()), 0),
+        jitter=POWER_JITTER,
     ),
     StackSensorDescription(
         key="remaining_capacity",
@@ -721,6 +779,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         suggested_display_precision=3,
         value_fn=lambda d: _cell_volts(_lowest_cell(d)),
         attrs_fn=lambda d: _where(_lowest_cell(d)) or None,
+        jitter=CELL_JITTER,
     ),
     StackSensorDescription(
         key="max_cell_voltage",
@@ -731,6 +790,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
         suggested_display_precision=3,
         value_fn=lambda d: _cell_volts(_highest_cell(d)),
         attrs_fn=lambda d: _where(_highest_cell(d)) or None,
+        jitter=CELL_JITTER,
     ),
     StackSensorDescription(
         key="cell_voltage_delta",
@@ -747,6 +807,7 @@ STACK_SENSORS: tuple[StackSensorDescription, ...] = (
             }
             or None
         ),
+        jitter=DELTA_JITTER,
     ),
     StackSensorDescription(
         key="soc_spread",
@@ -830,16 +891,31 @@ class StackSensor(StackEntity, SensorEntity):
             self.coordinator.data.available_packs
         )
 
+    _reading: tuple[StackData, StateType, Attributes] | None = None
+    """(the refresh read, value, attributes): read once per refresh, not at every property."""
+
+    def _read(self) -> tuple[StateType, Attributes]:
+        """Value and attributes from the last refresh; within the jitter, what is shown."""
+        data, last = self.coordinator.data, self._reading
+        if last is not None and last[0] is data:
+            return last[1], last[2]
+        description = self.entity_description
+        value = description.value_fn(data)
+        attrs = description.attrs_fn(data) if description.attrs_fn else None
+        if last is not None and within_jitter(description.jitter, last[1], value):
+            value, attrs = last[1], last[2]
+        self._reading = (data, value, attrs)
+        return value, attrs
+
     @property
     def native_value(self) -> StateType:
         """The value computed from the last refresh."""
-        return self.entity_description.value_fn(self.coordinator.data)
+        return self._read()[0]
 
     @property
     def extra_state_attributes(self) -> Attributes:
         """Which pack (and cell) the value comes from, where that says something."""
-        attrs_fn = self.entity_description.attrs_fn
-        return attrs_fn(self.coordinator.data) if attrs_fn is not None else None
+        return self._read()[1]
 
 
 class _RestoredEnergy(RestoreSensor):

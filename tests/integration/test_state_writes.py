@@ -168,8 +168,8 @@ def steady(sim: Simulator, address: int, current: float) -> None:
 async def test_noise_below_the_resolution_writes_nothing(
     hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
 ) -> None:
-    """Pack 1 discharges 25 A. 10 mA more is a new current, not a new time to empty (two
-    digits); 5 mV more is a new voltage, not a new power (to the watt: 0.13 W more)."""
+    """Pack 1 discharges 25 A. 20 mA more is a new current, not a new time to empty (two
+    digits); 15 mV more is a new voltage, not a new power (to the watt: 0.4 W more)."""
     pack = "sensor.ress_battery_pack_1_"
     steady(sim, 1, -25.0)
     await refresh(hass, loaded_entry.runtime_data)
@@ -177,23 +177,59 @@ async def test_noise_below_the_resolution_writes_nothing(
     assert before is not None
     assert float(before.state) > 0
 
-    steady(sim, 1, -25.01)
+    steady(sim, 1, -25.02)
     writes = await counted_refresh(hass, loaded_entry)
     assert writes.changed[pack + "current"] == 1
     assert writes.changed[pack + "time_to_empty"] == 0
-    assert writes.changed[pack + "voltage"] == 0  # 8 µV of internal resistance: the same mV
+    assert writes.changed[pack + "voltage"] == 0  # 0.3 mV of internal resistance
 
     old = sim.pack(1).analog()
-    sim.pack(1).physics.cells[0].reading_offset += 0.005
-    steady(sim, 1, -25.01)
+    sim.pack(1).physics.cells[0].reading_offset += 0.015
+    steady(sim, 1, -25.02)
     new = sim.pack(1).analog()
-    assert round(new.voltage - old.voltage, 3) == 0.005
+    assert round(new.voltage - old.voltage, 3) == 0.015
     assert round(new.power, 1) != round(old.power, 1)  # a tenth of a watt would flip...
     assert round(new.power) == round(old.power)  # ... the watt does not
     writes = await counted_refresh(hass, loaded_entry)
     assert writes.changed[pack + "voltage"] == 1
     assert writes.changed[pack + "power"] == 0
     assert writes.changed[pack + "current"] == 0
+
+
+async def test_a_wavering_last_digit_writes_nothing(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """The lowest cell reads 1 mV lower, then back: no write of the cell, the pack or the stack
+    voltage. 2 mV lower is the cell's: written, with its place; the pack's voltage is written
+    once it moved beyond 10 mV, the stack's (the mean of three packs) not yet."""
+    pack = "sensor.ress_battery_pack_1_"
+    lowest = pack + "lowest_cell_voltage"
+    steady(sim, 1, -25.0)
+    await refresh(hass, loaded_entry.runtime_data)
+    shown = hass.states.get(lowest)
+    assert shown is not None
+    cell = sim.pack(1).physics.cells[int(shown.attributes["cell"]) - 1]
+    watched = (lowest, pack + "voltage", "sensor.ress_battery_voltage")
+
+    for step in (-0.001, +0.001, -0.001):
+        cell.reading_offset += step
+        steady(sim, 1, -25.0)
+        writes = await counted_refresh(hass, loaded_entry)
+        assert [writes.changed[e] for e in watched] == [0, 0, 0], step
+
+    cell.reading_offset -= 0.001  # 2 mV below what is shown
+    steady(sim, 1, -25.0)
+    writes = await counted_refresh(hass, loaded_entry)
+    assert [writes.changed[e] for e in watched] == [1, 0, 0]
+    state = hass.states.get(lowest)
+    assert state is not None
+    assert round(float(shown.state) - float(state.state), 3) == 0.002
+    assert state.attributes["cell"] == shown.attributes["cell"]
+
+    cell.reading_offset -= 0.009  # the pack 11 mV below what it shows
+    steady(sim, 1, -25.0)
+    writes = await counted_refresh(hass, loaded_entry)
+    assert [writes.changed[e] for e in watched] == [1, 1, 0]  # the stack's mean: 3.7 mV
 
 
 async def test_where_an_extreme_is_stays_out_of_the_recorder(
