@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Final
 
 from homeassistant.components.binary_sensor import (  # type: ignore[attr-defined,unused-ignore]
@@ -122,6 +123,7 @@ PACK_BINARY_SENSORS: Final[tuple[PackBinarySensorDescription, ...]] = (
 )
 
 
+@cache  # one description per cell for every pack
 def cell_balancing_description(cell: int) -> PackBinarySensorDescription:
     """Whether cell ``cell`` (1-based) is being balanced: diagnostic, disabled by default."""
     return PackBinarySensorDescription(

@@ -14,6 +14,7 @@ thousand entities of which a few dozen change per refresh, that is most of a ref
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 
 from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.components.event import EventEntity
@@ -26,6 +27,22 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
+
+
+@cache
+def _value_property(kind: type[Entity]) -> str | None:
+    """The property a kind of entity shows its value in; ``""``: none (events); ``None``: unknown.
+
+    Once per class: ``isinstance`` against Home Assistant's abstract entity classes is slow at
+    every entity of every refresh.
+    """
+    if issubclass(kind, SensorEntity | NumberEntity):
+        return "native_value"
+    if issubclass(kind, BinarySensorEntity | ToggleEntity):
+        return "is_on"
+    if issubclass(kind, EventEntity):
+        return ""
+    return None
 
 
 class RessEntity(CoordinatorEntity[StackCoordinator]):
@@ -47,17 +64,11 @@ class RessEntity(CoordinatorEntity[StackCoordinator]):
         and the extra attributes. Units, classes and names come from the description and do not
         change between refreshes. ``None`` for any other kind of entity: always written.
         """
+        if (value_of := _value_property(type(self))) is None:
+            return None
         if not self.available:
             return (False,)
-        value: object
-        if isinstance(self, SensorEntity | NumberEntity):
-            value = self.native_value
-        elif isinstance(self, BinarySensorEntity | ToggleEntity):
-            value = self.is_on
-        elif isinstance(self, EventEntity):
-            value = None
-        else:
-            return None
+        value = getattr(self, value_of) if value_of else None
         return (True, value, self.extra_state_attributes)
 
     @callback

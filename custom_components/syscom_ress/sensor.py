@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any, Final
 
 from homeassistant.components.sensor import (
@@ -383,6 +384,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
 )
 
 
+@cache  # one description per cell for every pack
 def cell_voltage_description(cell: int) -> PackSensorDescription:
     """Cell ``cell`` (1-based) voltage: diagnostic, disabled by default."""
     return PackSensorDescription(
@@ -400,6 +402,7 @@ def cell_voltage_description(cell: int) -> PackSensorDescription:
     )
 
 
+@cache  # one description per cell for every pack
 def cell_temperature_description(sensor: int) -> PackSensorDescription:
     """Cell temperature sensor ``sensor`` (1-based)."""
 
