@@ -72,6 +72,8 @@ REFRESH_LINE = re.compile(
     r"Finished fetching syscom_ress .* data in (?P<seconds>[\d.]+) seconds \(success: True\)"
 )
 RELOAD_LINE = soak.RELOAD_LINE
+GOAL_PACKS, GOAL_CPU_MS, GOAL_ROWS, GOAL_MIB = 16, 15.0, 400.0, 40.0
+"""Issue 11's goals for a 16-pack stack with default entities (printed next to the figures)."""
 
 COST_YAML = """\
 # Written by bench/ha_cost.py: Home Assistant with its SQLite recorder, quiet logs.
@@ -101,14 +103,14 @@ def say(message: str) -> None:
     print(f"ha_cost {time.strftime('%H:%M:%S')}: {message}", flush=True)
 
 
-def refresh_estimate(packs: int) -> float:
-    """Seconds one broadcast refresh of ``packs`` takes at 9600 baud (docs/performance.md)."""
-    return 0.25 + 0.2 * packs
+def refresh_estimate(packs: int, baud: int) -> float:
+    """Seconds one broadcast refresh of ``packs`` takes (at 9600 baud: docs/performance.md)."""
+    return 0.25 + 0.2 * packs if baud else 0.05
 
 
-def speed_for(packs: int, interval: float) -> float:
+def speed_for(packs: int, interval: float, baud: int = 9600) -> float:
     """Simulated seconds per wall second: a refresh sees what one at the default interval does."""
-    busy = refresh_estimate(packs)
+    busy = refresh_estimate(packs, baud)
     return round((DEFAULT_INTERVAL + busy) / (interval + busy), 2)
 
 
@@ -433,7 +435,7 @@ class StackResult:
 
 async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackResult:
     """One fresh Home Assistant on a stack of ``packs``; every figure of that size."""
-    speed = speed_for(packs, args.interval)
+    speed = speed_for(packs, args.interval, args.baud)
     home = CostHome(
         workdir / f"{packs}-packs",
         clock=args.clock,
@@ -446,6 +448,7 @@ async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackR
         seed=args.seed,
         log=lambda message: say(f"devhome: {message}"),
     )
+    home.simulator_args += ["--baud", str(args.baud)]
     sampler: CpuSampler | None = None
     sampling: asyncio.Task[None] | None = None
     try:
@@ -461,10 +464,7 @@ async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackR
             )
             await soak.set_scan_interval(home, int(args.interval))
             await every_state(home, packs)
-            reloaded = time.time()
-            for _ in range(2):  # warm up: the first refreshes after a reload write everything
-                reloaded = await log.refresh_after(reloaded)
-            await asyncio.sleep(max(0.0, reloaded + SETTLE - time.time()))
+            await warm_up(log)
             windows = {"default": await window(home, log, sampler, args.refreshes)}
             say(f"{packs} packs, default entities: {_brief(windows['default'])}")
 
@@ -480,10 +480,7 @@ async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackR
             started = time.monotonic()
             await every_state(home, packs)
             first["all"] = time.monotonic() - started
-            since = time.time()
-            for _ in range(2):
-                since = await log.refresh_after(since)
-            await asyncio.sleep(max(0.0, since + SETTLE - time.time()))
+            await warm_up(log)
             windows["all"] = await window(home, log, sampler, args.refreshes)
             say(f"{packs} packs, every entity: {_brief(windows['all'])}")
             keys = await entity_keys(home)
@@ -497,6 +494,15 @@ async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackR
     return StackResult(
         packs, speed, home.rss_before, first, windows, idle_window, keys, home.ha_version
     )
+
+
+async def warm_up(log: HassLog) -> None:
+    """After a (re)load: the first refreshes write every state, and Home Assistant saves its
+    registries 10 s after the last change; measure after both."""
+    started = time.time()
+    finished = await log.refresh_after(started)
+    await log.refresh_after(finished)
+    await asyncio.sleep(max(0.0, started + SETTLE - time.time()))
 
 
 def _brief(found: Window) -> str:
@@ -629,7 +635,8 @@ def text_report(results: list[StackResult], args: argparse.Namespace) -> str:
     lines = [
         "",
         f"Home Assistant {results[0].ha_version if results else '?'} with its SQLite recorder, "
-        f"scan interval {args.interval:g} s, simulator solar-day from {args.clock}, "
+        f"scan interval {args.interval:g} s, simulator solar-day from {args.clock} at "
+        f"{args.baud or 'unlimited'} baud, "
         f"seed {args.seed}, tree {args.tree or soak.tree_version()}",
         f"Per hour = per refresh x 3600 / ({DEFAULT_INTERVAL:g} s + the refresh's own time): "
         "the default scan interval.",
@@ -658,16 +665,28 @@ def text_report(results: list[StackResult], args: argparse.Namespace) -> str:
                 f"  first states      {f.first_states or 0:.1f} s after "
                 + ("the entry's creation" if entities == "default" else "enabling the entry"),
             ]
+    for result in results:
+        if result.packs == GOAL_PACKS and "default" in result.windows:
+            f = figures(result, "default")
+            lines += [
+                "",
+                f"Goals, {GOAL_PACKS} packs with default entities: CPU per refresh "
+                f"{f.cpu:.1f} ms (goal {GOAL_CPU_MS:g}), state rows {f.rows_per_pack_hour:,.0f} "
+                f"per pack-hour (goal {GOAL_ROWS:g}), memory of the loaded entry "
+                f"{f.entry_mib or 0:.0f} MiB (goal {GOAL_MIB:g})",
+            ]
     return "\n".join(lines) + "\n"
 
 
 def markdown_report(results: list[StackResult], args: argparse.Namespace) -> str:
     lines = [
         f"Home Assistant {results[0].ha_version if results else '?'}, SQLite recorder, scan "
-        f"interval {args.interval:g} s, solar-day from {args.clock}, {args.refreshes} refreshes "
+        f"interval {args.interval:g} s, solar-day from {args.clock}, {args.baud or 'unlimited'} "
+        f"baud, {args.refreshes} refreshes "
         f"per window, tree {args.tree or soak.tree_version()}:",
         "",
-        "| packs | entities | enabled | CPU / refresh | CPU / pack | state rows / refresh | "
+        "| packs | entities | enabled | CPU / refresh (loop + recorder) | CPU / pack | "
+        "state rows / refresh | "
         "rows / pack-hour at 30 s | statistics rows / pack-hour | memory: entry loaded | "
         "first states |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -676,7 +695,8 @@ def markdown_report(results: list[StackResult], args: argparse.Namespace) -> str
         for entities in result.windows:
             f = figures(result, entities)
             lines.append(
-                f"| {f.packs} | {entities} | {f.enabled:,} | {f.cpu:.1f} ms | "
+                f"| {f.packs} | {entities} | {f.enabled:,} | {f.cpu:.1f} ms "
+                f"({f.cpu_loop:.1f} + {f.cpu_recorder:.1f}) | "
                 f"{f.cpu_per_pack:.2f} ms | {f.rows_per_refresh:.1f} | "
                 f"{f.rows_per_pack_hour:,.0f} | {f.statistics_per_hour / f.packs:,.0f} | "
                 f"{f.entry_mib or 0:+.0f} MiB | {f.first_states or 0:.1f} s |"
@@ -697,7 +717,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packs", default="1,4,16", help="stack sizes, comma-separated (1,4,16)")
     parser.add_argument(
-        "--refreshes", type=int, default=6, help="refreshes per measuring window (6)"
+        "--refreshes", type=int, default=5, help="refreshes per measuring window (5)"
     )
     parser.add_argument(
         "--interval", type=float, default=5.0, help="the integration's scan interval, s (5)"
@@ -706,6 +726,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--clock", default="10:00", help="simulated time of day at the start, HH:MM (10:00)"
     )
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (1)")
+    parser.add_argument(
+        "--baud",
+        type=int,
+        default=9600,
+        choices=(0, 9600),
+        help="the simulated line (9600, in 16-character pieces as they cross it; 0: every reply "
+        "in one piece, which leaves out what receiving at line rate costs)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 pack, 2 refreshes per window")
     parser.add_argument("--markdown", help="also write the figures to this file as Markdown")
     parser.add_argument("--workdir", type=Path, help="keep Home Assistant's folders here")
