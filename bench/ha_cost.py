@@ -21,8 +21,8 @@ into the event loop, the recorder thread and the rest) and per pack; recorder st
 refresh, per hour and per pack-hour at the default interval, and the entities that wrote most;
 statistics rows per hour (entities with a state class: 12 five-minute rows and one hourly row
 each); resident memory before the entry, loaded and disabled; time from creation to first
-states. CPU is read from /proc (all threads); seconds around the recorder's five-minute
-statistics run are left out of both windows (that run is the statistics' cost, not a refresh's).
+states. CPU is read from /proc (every thread); the windows keep clear of the recorder's
+five-minute statistics run (that run is the statistics' cost, not a refresh's).
 
     .venv/bin/python bench/ha_cost.py                  # 1, 4, 16 packs (about 10 minutes)
     .venv/bin/python bench/ha_cost.py --quick          # 1 pack, short windows: a smoke run
@@ -66,8 +66,9 @@ GAP = 1.5
 """Seconds after a refresh finished at which a window opens or closes: between two refreshes."""
 SETTLE = 12.0
 """Home Assistant saves its registries 10 s after a change: wait that out before measuring."""
-STATISTICS_RUN = (-2.0, 30.0)
-"""Seconds around the recorder's five-minute run (:m0:10 UTC) left out of CPU windows."""
+STATISTICS_RUN = (-1.0, 10.0)
+"""Seconds around the recorder's five-minute statistics run (:m0:10 and :m5:10 UTC; it takes
+well under a second at 16 packs here) that no measuring window touches."""
 REFRESH_LINE = re.compile(
     r"Finished fetching syscom_ress .* data in (?P<seconds>[\d.]+) seconds \(success: True\)"
 )
@@ -296,6 +297,18 @@ class CpuSampler:
         return total * scale, loop * scale, recorder * scale, seconds
 
 
+async def clear_of_statistics_run(seconds: float) -> None:
+    """Wait until a window of ``seconds`` from now would not touch the recorder's five-minute
+    run (its seconds are left out of a window's CPU)."""
+    for _ in range(3):
+        now = time.time()
+        if not _near_statistics_run(now, now + seconds):
+            return
+        start = int(now // 300) * 300 + 10
+        run = min(r for r in (start - 300, start, start + 300) if r + STATISTICS_RUN[1] >= now)
+        await asyncio.sleep(max(0.0, run + STATISTICS_RUN[1] - now) + 0.5)
+
+
 def _near_statistics_run(a: float, b: float) -> bool:
     """Whether [a, b] touches the recorder's five-minute run (minute % 5 == 0, second 10, UTC)."""
     start = int(a // 300) * 300 + 10  # :m0:10 or :m5:10 of the five minutes a falls in
@@ -389,8 +402,12 @@ class Window:
         return (self.t1 - self.t0) / len(self.refreshes) if self.refreshes else 0.0
 
 
-async def window(home: CostHome, log: HassLog, sampler: CpuSampler, refreshes: int) -> Window:
-    """Exactly ``refreshes`` refreshes, opened and closed between two of them."""
+async def window(
+    home: CostHome, log: HassLog, sampler: CpuSampler, refreshes: int, period: float
+) -> Window:
+    """Exactly ``refreshes`` refreshes (one about every ``period`` s), opened and closed between
+    two of them, clear of the recorder's five-minute run."""
+    await clear_of_statistics_run((refreshes + 2) * period + 2 * GAP)
     finished = await log.refresh_after(time.time())
     await asyncio.sleep(max(0.0, finished + GAP - time.time()))
     t0 = sampler.sample().t
@@ -412,6 +429,7 @@ async def window(home: CostHome, log: HassLog, sampler: CpuSampler, refreshes: i
 
 async def idle(home: CostHome, sampler: CpuSampler, seconds: float) -> Window:
     """Home Assistant with the entry disabled, for ``seconds``."""
+    await clear_of_statistics_run(seconds)
     t0 = sampler.sample().t
     await asyncio.sleep(seconds)
     t1 = sampler.sample().t
@@ -465,7 +483,8 @@ async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackR
             await soak.set_scan_interval(home, int(args.interval))
             await every_state(home, packs)
             await warm_up(log)
-            windows = {"default": await window(home, log, sampler, args.refreshes)}
+            period = args.interval + refresh_estimate(packs, args.baud)
+            windows = {"default": await window(home, log, sampler, args.refreshes, period)}
             say(f"{packs} packs, default entities: {_brief(windows['default'])}")
 
             changed = time.time()
@@ -481,7 +500,7 @@ async def measure(args: argparse.Namespace, packs: int, workdir: Path) -> StackR
             await every_state(home, packs)
             first["all"] = time.monotonic() - started
             await warm_up(log)
-            windows["all"] = await window(home, log, sampler, args.refreshes)
+            windows["all"] = await window(home, log, sampler, args.refreshes, period)
             say(f"{packs} packs, every entity: {_brief(windows['all'])}")
             keys = await entity_keys(home)
     finally:
