@@ -409,3 +409,17 @@ def thresholds(values: Mapping[str, Value]) -> dict[str, Any]:
 def celsius_from_deci_kelvin(raw: int) -> float:
     """0.1 K words (2731 = 0.0 °C in the Seplos and Pylontech documents) to °C."""
     return round((raw - 2731) / 10, 1)
+
+
+def as_number(value: Value) -> float:
+    """A decoded value that must be a number (a table's single value)."""
+    if not isinstance(value, int | float):
+        raise DecodeError(f"{value!r} is not a number")
+    return value
+
+
+def as_numbers(value: Value) -> tuple[float, ...]:
+    """A decoded value that must be a list of numbers (a table's counted value)."""
+    if not isinstance(value, tuple):
+        raise DecodeError(f"{value!r} is not a list of numbers")
+    return value

@@ -47,6 +47,8 @@ from .base import (
     Threshold,
     Value,
     active_flags,
+    as_number,
+    as_numbers,
     read_replies,
     span,
     thresholds,
@@ -365,18 +367,6 @@ def _required(values: dict[str, Value], table: Sequence[Register]) -> dict[str, 
     return values
 
 
-def _number(value: Value) -> float:
-    if not isinstance(value, int | float):
-        raise DecodeError(f"{value!r} is not a number")
-    return value
-
-
-def _numbers(value: Value) -> tuple[float, ...]:
-    if not isinstance(value, tuple):
-        raise DecodeError(f"{value!r} is not a list of numbers")
-    return value
-
-
 def decode_analog(unit: int, replies: Iterable[ReadReply]) -> PackAnalog:
     """Registers 0-7 and 15-36 of ``replies`` (fc 03 of ``unit``) as a :class:`PackAnalog`.
 
@@ -385,23 +375,23 @@ def decode_analog(unit: int, replies: Iterable[ReadReply]) -> PackAnalog:
     found = _replies(unit, replies)
     values = _required(read_replies((*PACK, *CELL_BLOCK), found), (*PACK, *CELL_BLOCK))
     temperatures = (
-        *_numbers(values["cell_temperatures"]),
-        _number(values["mos_temperature"]),
-        _number(values["environment_temperature"]),
+        *as_numbers(values["cell_temperatures"]),
+        as_number(values["mos_temperature"]),
+        as_number(values["environment_temperature"]),
     )
     return PackAnalog(
         unit,
         True,
-        _numbers(values["cell_voltages"]),
+        as_numbers(values["cell_voltages"]),
         temperatures,
-        _number(values["current"]),
-        _number(values["voltage"]),
-        _number(values["remaining_capacity"]),
-        _number(values["full_capacity"]),
-        _number(values["design_capacity"]),
-        int(_number(values["cycles"])),
-        reported_soc=_number(values["soc"]),
-        reported_soh=_number(values["soh"]),
+        as_number(values["current"]),
+        as_number(values["voltage"]),
+        as_number(values["remaining_capacity"]),
+        as_number(values["full_capacity"]),
+        as_number(values["design_capacity"]),
+        int(as_number(values["cycles"])),
+        reported_soc=as_number(values["soc"]),
+        reported_soh=as_number(values["soh"]),
     )
 
 
@@ -412,14 +402,14 @@ def decode_status(unit: int, replies: Iterable[ReadReply]) -> DialectStatus:
     the state. Balance bit n is cell n + 1.
     """
     values = _required(read_replies(FLAGS, _replies(unit, replies)), FLAGS)
-    words = {name: int(_number(values[name])) for name in ("warning", "protection", "status")}
+    words = {name: int(as_number(values[name])) for name in ("warning", "protection", "status")}
     keys: list[str] = []
     extra: list[str] = []
     for name, flags in FLAG_TABLES.items():
         shared, own = active_flags(words[name], flags)
         keys += shared
         extra += own
-    balance = int(_number(values["balance"]))
+    balance = int(as_number(values["balance"]))
     bytes_ = status_bytes(keys)
     bytes_[StatusByte.BALANCE_1], bytes_[StatusByte.BALANCE_2] = balance_bytes(
         cell + 1 for cell in range(CELLS) if balance >> cell & 1

@@ -63,6 +63,8 @@ from .base import (
     Threshold,
     Value,
     active_flags,
+    as_number,
+    as_numbers,
     read_replies,
     span,
     thresholds,
@@ -737,18 +739,6 @@ def _coil_bytes(found: Iterable[ReadReply], table: Sequence[CoilByte]) -> dict[s
     return values
 
 
-def _number(value: Value) -> float:
-    if not isinstance(value, int | float):
-        raise DecodeError(f"{value!r} is not a number")
-    return value
-
-
-def _numbers(value: Value) -> tuple[float, ...]:
-    if not isinstance(value, tuple):
-        raise DecodeError(f"{value!r} is not a list of numbers")
-    return value
-
-
 def decode_shape(replies: Iterable[ReadReply]) -> PackShape:
     """Cell and NTC counts (SPA 0x1301, 0x1300) and the rated capacity (0x1358) when read.
 
@@ -758,9 +748,9 @@ def decode_shape(replies: Iterable[ReadReply]) -> PackShape:
     values = _input(found, SPA_SHAPE)
     rated = read_replies((_capacity("rated_capacity", 0x1358),), found)
     return PackShape(
-        int(_number(values["cell_count"])),
-        min(int(_number(values["ntc_count"])), CELL_SENSOR_REGISTERS),
-        _number(rated.get("rated_capacity", 0.0)),
+        int(as_number(values["cell_count"])),
+        min(int(as_number(values["ntc_count"])), CELL_SENSOR_REGISTERS),
+        as_number(rated.get("rated_capacity", 0.0)),
     )
 
 
@@ -773,26 +763,26 @@ def decode_analog(unit: int, replies: Iterable[ReadReply], shape: PackShape) -> 
     found = _replies(unit, replies)
     values = _input(found, (*PIA, *PIB))
     sensors = min(shape.cell_sensors, CELL_SENSOR_REGISTERS)
-    cell_temperatures = _numbers(values["cell_temperatures"])
+    cell_temperatures = as_numbers(values["cell_temperatures"])
     temperatures: tuple[float | None, ...] = (
         *cell_temperatures[:sensors],
         *(None,) * (CELL_SENSOR_REGISTERS - sensors),
-        _number(values["power_temperature"]),
-        _number(values["environment_temperature"]),
+        as_number(values["power_temperature"]),
+        as_number(values["environment_temperature"]),
     )
     return PackAnalog(
         unit,
         True,
-        _numbers(values["cell_voltages"])[: shape.cells],
+        as_numbers(values["cell_voltages"])[: shape.cells],
         temperatures,
-        _number(values["current"]),
-        _number(values["voltage"]),
-        _number(values["remaining_capacity"]),
-        _number(values["total_capacity"]),
+        as_number(values["current"]),
+        as_number(values["voltage"]),
+        as_number(values["remaining_capacity"]),
+        as_number(values["total_capacity"]),
         shape.rated_capacity,
-        int(_number(values["cycles"])),
-        reported_soc=_number(values["soc"]),
-        reported_soh=_number(values["soh"]),
+        int(as_number(values["cycles"])),
+        reported_soc=as_number(values["soc"]),
+        reported_soh=as_number(values["soh"]),
     )
 
 
