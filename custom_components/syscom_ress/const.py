@@ -36,6 +36,13 @@ CONF_POLL_MODE: Final = "poll_mode"
 CONF_MASTER_ADDRESS: Final = "master_address"
 CONF_TIMEOUT: Final = "timeout"
 CONF_SCAN_INTERVAL: Final = "scan_interval"
+CONF_DIALECT: Final = "dialect"
+"""The protocol the stack speaks: a :data:`~.ress_bms.dialects.DIALECTS` key. Entries made
+before dialects were known hold none: they speak PACE VER 0x25 (:data:`DEFAULT_DIALECT`)."""
+
+DEFAULT_DIALECT: Final = "pace"
+DETECT: Final = "auto"
+"""The flow's "Detect automatically" choice for the dialect and the baud rate (never stored)."""
 
 BAUDRATE_OPTIONS: Final = BAUDRATES
 DEFAULT_BAUD: Final = DEFAULT_BAUDRATE
