@@ -942,8 +942,13 @@ class DevHome:
             flow,
             {
                 "device": self.sim_url,
-                "baudrate": "9600",
-                "advanced": {"poll_mode": self.poll_mode, "master_address": 1, "timeout": 1.0},
+                "advanced": {
+                    "dialect": "pace",  # chosen: no detection, the confirm step comes at once
+                    "baudrate": "9600",
+                    "poll_mode": self.poll_mode,
+                    "master_address": 1,
+                    "timeout": 1.0,
+                },
             },
         )
         if reconfigure:

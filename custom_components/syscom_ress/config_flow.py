@@ -1,7 +1,15 @@
 """Config flow: pick a serial port or a network gateway, find the stack, name it, confirm it.
 
 Nothing is stored before the bus has answered: the flow opens the link, asks the master for its
-pack count, reads versions and serials, and shows what it found. The master pack's BMS serial is
+pack count, reads versions and serials, and shows what it found.
+
+The protocol (dialect) and the baud rate default to "Detect automatically" (:data:`DETECT`):
+:func:`~.ress_bms.detect.detect` then probes the bus read-only in its documented order, in the
+background behind Home Assistant's progress step, within :data:`DETECT_BUDGET` seconds, and the
+entry stores what answered (a :data:`~.ress_bms.dialects.DIALECTS` key and a baud rate, never
+:data:`DETECT`). Both chosen under the advanced settings: no detection runs. One of them chosen:
+detection only tries that dialect or that baud rate. Entries made before dialects hold no
+:data:`CONF_DIALECT` and mean PACE. The master pack's BMS serial is
 the entry's unique id. The name the owner gives the stack is the entry's title, and the stack
 device and every pack device are named after it ("<name>", "<name> pack 2"), so two stacks
 never share device names or entity ids.
@@ -13,6 +21,7 @@ once the new one creates the entry.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 import re
 from typing import Any, Final
@@ -48,15 +57,18 @@ from .const import (
     CONF_ADVANCED,
     CONF_BAUDRATE,
     CONF_DEVICE,
+    CONF_DIALECT,
     CONF_MASTER_ADDRESS,
     CONF_POLL_MODE,
     CONF_SCAN_INTERVAL,
     CONF_TIMEOUT,
     DEFAULT_BAUD,
+    DEFAULT_DIALECT,
     DEFAULT_LINK_TIMEOUT,
     DEFAULT_MASTER,
     DEFAULT_POLL_MODE,
     DEFAULT_SCAN_INTERVAL,
+    DETECT,
     DOMAIN,
     LOGGER,
     MAX_LINK_TIMEOUT,
@@ -73,10 +85,29 @@ from .coordinator import (
     model_id,
 )
 from .ress_bms.client import PollMode, StackInfo
+from .ress_bms.detect import (
+    DEFAULT_BUDGET,
+    BusMasteredError,
+    Detection,
+    DetectionError,
+    NothingAnswersError,
+    detect,
+)
+from .ress_bms.dialects import DIALECTS
 from .ress_bms.errors import BmsError, LinkError
 
 STEP_SERIAL: Final = "serial"
 STEP_NETWORK: Final = "network"
+STEP_DETECT: Final = "detect"
+"""The progress step detection (and the probe after it) runs behind."""
+STEP_FOUND: Final = "found"
+"""Where the flow goes once the search in the background is done (no form of its own)."""
+DETECT_BUDGET: Final = DEFAULT_BUDGET
+"""Seconds detection may take before the form shows "nothing answers" (20)."""
+BAUDRATE_CHOICES: Final[tuple[int, ...]] = tuple(
+    sorted({*BAUDRATE_OPTIONS, *(rate for info in DIALECTS.values() for rate in info.baudrates)})
+)
+"""The baud rates the form offers: the link's and every dialect's (Pylontech's 115200)."""
 URL_SCHEMES: Final = ("socket://", "rfc2217://")
 """What a network gateway's address may start with (serialx opens both)."""
 DEFAULT_NAME: Final = "RESS battery"
@@ -99,6 +130,24 @@ def normalize_url(value: str) -> str | None:
 def _advanced_schema(defaults: Mapping[str, Any]) -> vol.Schema:
     return vol.Schema(
         {
+            vol.Required(CONF_DIALECT, default=str(defaults.get(CONF_DIALECT, DETECT))): (
+                SelectSelector(
+                    SelectSelectorConfig(
+                        options=[DETECT, *DIALECTS],
+                        translation_key=CONF_DIALECT,
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                )
+            ),
+            vol.Required(CONF_BAUDRATE, default=str(defaults.get(CONF_BAUDRATE, DETECT))): (
+                SelectSelector(
+                    SelectSelectorConfig(
+                        options=[DETECT, *(str(rate) for rate in BAUDRATE_CHOICES)],
+                        translation_key=CONF_BAUDRATE,
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                )
+            ),
             vol.Required(
                 CONF_POLL_MODE, default=defaults.get(CONF_POLL_MODE, DEFAULT_POLL_MODE.value)
             ): SelectSelector(
@@ -141,14 +190,6 @@ def connection_schema(step: str, defaults: Mapping[str, Any]) -> vol.Schema:
     return vol.Schema(
         {
             device_key: device,
-            vol.Required(
-                CONF_BAUDRATE, default=str(defaults.get(CONF_BAUDRATE, DEFAULT_BAUD))
-            ): SelectSelector(
-                SelectSelectorConfig(
-                    options=[str(rate) for rate in BAUDRATE_OPTIONS],
-                    mode=SelectSelectorMode.LIST,
-                )
-            ),
             vol.Required(CONF_ADVANCED): section(
                 _advanced_schema(defaults.get(CONF_ADVANCED, {})), {"collapsed": True}
             ),
@@ -157,17 +198,58 @@ def connection_schema(step: str, defaults: Mapping[str, Any]) -> vol.Schema:
 
 
 def entry_data(user_input: Mapping[str, Any], device: str) -> dict[str, Any]:
-    """Config entry data from a form: typed values, the connection under ``device``."""
+    """Config entry data from a form: typed values, the connection under ``device``.
+
+    The dialect and the baud rate are :data:`DETECT` where the owner left them to detection
+    (:func:`needs_detection`); :func:`detected_data` replaces them before anything is stored.
+    """
     advanced = user_input.get(CONF_ADVANCED, {})
+    baudrate = str(advanced.get(CONF_BAUDRATE, DETECT))
     return {
         CONF_DEVICE: device,
-        CONF_BAUDRATE: int(user_input.get(CONF_BAUDRATE, DEFAULT_BAUD)),
+        CONF_DIALECT: str(advanced.get(CONF_DIALECT, DETECT)),
+        CONF_BAUDRATE: DETECT if baudrate == DETECT else int(baudrate),
         CONF_ADVANCED: {
             CONF_POLL_MODE: str(advanced.get(CONF_POLL_MODE, DEFAULT_POLL_MODE.value)),
             CONF_MASTER_ADDRESS: int(advanced.get(CONF_MASTER_ADDRESS, DEFAULT_MASTER)),
             CONF_TIMEOUT: float(advanced.get(CONF_TIMEOUT, DEFAULT_LINK_TIMEOUT)),
         },
     }
+
+
+def needs_detection(data: Mapping[str, Any]) -> bool:
+    """Whether the dialect or the baud rate was left to detection."""
+    return DETECT in (data.get(CONF_DIALECT), data.get(CONF_BAUDRATE))
+
+
+def detected_data(data: Mapping[str, Any], found: Detection) -> dict[str, Any]:
+    """``data`` with the dialect and baud rate detection found in place of :data:`DETECT`."""
+    return {**data, CONF_DIALECT: found.dialect, CONF_BAUDRATE: found.baudrate}
+
+
+async def detect_stack(data: Mapping[str, Any]) -> Detection:
+    """Probe ``data``'s connection read-only for what it speaks; only the choices left open."""
+    dialect, baudrate = data[CONF_DIALECT], data[CONF_BAUDRATE]
+    return await detect(
+        data[CONF_DEVICE],
+        baudrates=None if baudrate == DETECT else (int(baudrate),),
+        dialects=None if dialect == DETECT else (str(dialect),),
+        budget=DETECT_BUDGET,
+    )
+
+
+def detection_error_key(err: DetectionError) -> str:
+    """The flow's error for a detection that found no dialect."""
+    if isinstance(err, NothingAnswersError):
+        return "nothing_answers"
+    if isinstance(err, BusMasteredError):
+        return "bus_mastered"
+    return "unrecognised_device"
+
+
+def dialect_of(data: Mapping[str, Any]) -> str:
+    """The dialect an entry's data speak (PACE for entries made before dialects)."""
+    return str(data.get(CONF_DIALECT, DEFAULT_DIALECT))
 
 
 class NotABatteryError(BmsError):
@@ -232,6 +314,13 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
         self._stack: StackInfo | None = None
+        self._detection: Detection | None = None
+        self._search: asyncio.Task[tuple[dict[str, Any], Detection, StackInfo]] | None = None
+        """Detection and the probe after it, in the background (the progress step's task)."""
+        self._search_step = STEP_SERIAL
+        """The form the search was started from: where its error is shown."""
+        self._search_input: dict[str, Any] | None = None
+        self._search_errors: dict[str, str] = {}
 
     @staticmethod
     @callback
@@ -256,14 +345,12 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
             device = str(user_input[CONF_DEVICE])
             if device.startswith("/dev/"):
                 device = await self.hass.async_add_executor_job(usb.get_serial_by_id, device)
-            result = await self._async_try(entry_data(user_input, device), errors)
+            result = await self._async_try(
+                STEP_SERIAL, user_input, entry_data(user_input, device), errors
+            )
             if result is not None:
                 return result
-        return self.async_show_form(
-            step_id=STEP_SERIAL,
-            data_schema=connection_schema(STEP_SERIAL, self._defaults(user_input, STEP_SERIAL)),
-            errors=errors,
-        )
+        return self._connection_form(STEP_SERIAL, user_input, errors)
 
     async def async_step_network(
         self, user_input: dict[str, Any] | None = None
@@ -275,12 +362,23 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
             if url is None:
                 errors[CONF_DEVICE] = "invalid_url"
             else:
-                result = await self._async_try(entry_data(user_input, url), errors)
+                result = await self._async_try(
+                    STEP_NETWORK, user_input, entry_data(user_input, url), errors
+                )
                 if result is not None:
                     return result
+        return self._connection_form(STEP_NETWORK, user_input, errors)
+
+    def _connection_form(
+        self, step: str, user_input: Mapping[str, Any] | None, errors: dict[str, str]
+    ) -> ConfigFlowResult:
+        """The serial or network form; after a failed search, with its error and input."""
+        if user_input is None and self._search_input is not None:
+            user_input, self._search_input = self._search_input, None
+            errors, self._search_errors = self._search_errors, {}
         return self.async_show_form(
-            step_id=STEP_NETWORK,
-            data_schema=connection_schema(STEP_NETWORK, self._defaults(user_input, STEP_NETWORK)),
+            step_id=step,
+            data_schema=connection_schema(step, self._defaults(user_input, step)),
             errors=errors,
         )
 
@@ -290,29 +388,101 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         if self.source != SOURCE_RECONFIGURE:
             return {}
         data = self._get_reconfigure_entry().data
+        # The form holds the dialect and baud rate under its advanced section: the stack keeps
+        # speaking what it spoke (the owner may still pick "Detect automatically").
+        defaults: dict[str, Any] = {
+            **data,
+            CONF_ADVANCED: {
+                **data.get(CONF_ADVANCED, {}),
+                CONF_DIALECT: dialect_of(data),
+                CONF_BAUDRATE: str(data.get(CONF_BAUDRATE, DEFAULT_BAUD)),
+            },
+        }
         is_network = str(data[CONF_DEVICE]).startswith(URL_SCHEMES)
         if is_network != (step == STEP_NETWORK):
-            return {k: v for k, v in data.items() if k != CONF_DEVICE}
-        return data
+            del defaults[CONF_DEVICE]
+        return defaults
 
     async def _async_try(
-        self, data: dict[str, Any], errors: dict[str, str]
+        self,
+        step: str,
+        user_input: Mapping[str, Any],
+        data: dict[str, Any],
+        errors: dict[str, str],
     ) -> ConfigFlowResult | None:
-        """Probe the stack; on success go on, else fill ``errors``."""
+        """Probe the stack (detect it first in the background when asked); else fill ``errors``."""
+        if needs_detection(data):
+            self._search_step, self._search_input = step, dict(user_input)
+            self._search = self.hass.async_create_task(
+                self._async_search(data), f"{DOMAIN} detect {data[CONF_DEVICE]}"
+            )
+            return await self.async_step_detect()
         try:
             stack = await probe_stack(data)
-        except NotABatteryError as err:
-            LOGGER.debug("Probing %s failed: %s", data[CONF_DEVICE], err)
-            errors["base"] = "not_a_battery"
+        except Exception as err:  # the flow must show an error, whatever went wrong
+            errors["base"] = _probe_error_key(err, data)
             return None
-        except BmsError as err:
-            LOGGER.debug("Probing %s failed: %s", data[CONF_DEVICE], err)
-            errors["base"] = error_key(err)
-            return None
-        except Exception:  # the flow must show an error, whatever went wrong
-            LOGGER.exception("Unexpected error probing %s", data[CONF_DEVICE])
-            errors["base"] = "unknown"
-            return None
+        self._detection = None
+        return await self._async_found(data, stack)
+
+    async def _async_search(
+        self, data: dict[str, Any]
+    ) -> tuple[dict[str, Any], Detection, StackInfo]:
+        """Detect what the bus speaks, then probe the stack in it (the progress task)."""
+        try:
+            found = await detect_stack(data)
+        except DetectionError as err:
+            LOGGER.debug(
+                "Detection on %s found nothing: %s\n%s",
+                data[CONF_DEVICE], err, "\n".join(err.evidence),
+            )  # fmt: skip
+            raise
+        LOGGER.debug(
+            "Detection on %s found %s at %s baud, address %s (model %s, serial %s, %s packs):\n%s",
+            data[CONF_DEVICE], found.dialect, found.baudrate, found.address_or_unit, found.model,
+            found.serial, found.packs, "\n".join(found.evidence),
+        )  # fmt: skip
+        detected = detected_data(data, found)
+        return detected, found, await probe_stack(detected)
+
+    async def async_step_detect(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The search runs in the background; the owner sees progress, then its outcome."""
+        task = self._search
+        if task is None:  # pragma: no cover - only reached through _async_try
+            return self.async_abort(reason="unknown")
+        if not task.done():
+            return self.async_show_progress(
+                step_id=STEP_DETECT,
+                progress_action=STEP_DETECT,
+                description_placeholders={"device": self._search_device()},
+                progress_task=task,
+            )
+        self._search = None
+        try:
+            data, self._detection, self._stack = task.result()
+        except DetectionError as err:
+            self._search_errors = {"base": detection_error_key(err)}
+        except Exception as err:  # the flow must show an error, whatever went wrong
+            self._search_errors = {"base": _probe_error_key(err, self._search_data())}
+        else:
+            self._data = data
+            return self.async_show_progress_done(next_step_id=STEP_FOUND)
+        return self.async_show_progress_done(next_step_id=self._search_step)
+
+    def _search_device(self) -> str:
+        return str((self._search_input or {}).get(CONF_DEVICE, ""))
+
+    def _search_data(self) -> Mapping[str, Any]:
+        return {CONF_DEVICE: self._search_device()}
+
+    async def async_step_found(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """After a search that found the stack: the same path as a probe without detection."""
+        assert self._stack is not None
+        self._search_input = None
+        return await self._async_found(self._data, self._stack)
+
+    async def _async_found(self, data: dict[str, Any], stack: StackInfo) -> ConfigFlowResult:
+        """The stack answered: same stack or a new one, then the confirm step."""
         # Not raise_on_progress: a flow left open on the confirm step must not lock this one out.
         await self.async_set_unique_id(stack_unique_id(stack, data), raise_on_progress=False)
         if self.source == SOURCE_RECONFIGURE:
@@ -335,17 +505,35 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             name = " ".join(str(user_input.get(CONF_NAME, "")).split()) or suggested
             return self.async_create_entry(title=name, data=self._data)
+        found = self._detection
+        model = master.version or (found.model if found else None) or "?"
+        serial = master.bms_serial or master.pack_serial or (found.serial if found else None)
+        dialect = dialect_of(self._data)
         return self.async_show_form(
             step_id="confirm",
             data_schema=vol.Schema({vol.Required(CONF_NAME, default=suggested): TextSelector()}),
             description_placeholders={
                 "packs": str(len(self._stack.packs)),
-                "model": (master.version or "?").split("-", 1)[0],
+                "model": model.split("-", 1)[0],
                 "firmware": master.version or "?",
-                "serial": master.bms_serial or "?",
+                "serial": serial or "?",
                 "device": self._data[CONF_DEVICE],
+                "protocol": DIALECTS[dialect].title if dialect in DIALECTS else dialect,
+                "baudrate": str(self._data.get(CONF_BAUDRATE, DEFAULT_BAUD)),
             },
         )
+
+
+def _probe_error_key(err: BaseException, data: Mapping[str, Any]) -> str:
+    """The form's error for a probe that failed (logged: at debug when it is the bus's)."""
+    if isinstance(err, NotABatteryError):
+        LOGGER.debug("Probing %s failed: %s", data[CONF_DEVICE], err)
+        return "not_a_battery"
+    if isinstance(err, BmsError):
+        LOGGER.debug("Probing %s failed: %s", data[CONF_DEVICE], err)
+        return error_key(err)
+    LOGGER.error("Unexpected error probing %s", data[CONF_DEVICE], exc_info=(type(err), err, None))
+    return "unknown"
 
 
 class RessOptionsFlow(OptionsFlowWithReload):

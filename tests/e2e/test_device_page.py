@@ -288,8 +288,13 @@ async def _add_stack(api: devhome.HassApi, url: str, name: str) -> str:
         flow,
         {
             "device": url,
-            "baudrate": "9600",
-            "advanced": {"poll_mode": "auto", "master_address": 1, "timeout": 1.0},
+            "advanced": {
+                "dialect": "pace",  # chosen: no detection, the confirm step comes at once
+                "baudrate": "9600",
+                "poll_mode": "auto",
+                "master_address": 1,
+                "timeout": 1.0,
+            },
         },
     )
     assert result["step_id"] == "confirm", result

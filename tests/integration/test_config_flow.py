@@ -22,6 +22,7 @@ from custom_components.syscom_ress.const import (
     CONF_ADVANCED,
     CONF_BAUDRATE,
     CONF_DEVICE,
+    CONF_DIALECT,
     CONF_MASTER_ADDRESS,
     CONF_POLL_MODE,
     CONF_SCAN_INTERVAL,
@@ -37,10 +38,12 @@ from .conftest import TEST_TIMEOUT
 
 
 def _form(url: str, **advanced: Any) -> dict[str, Any]:
+    """The connection form with PACE at 9600 chosen: no detection runs (test_config_flow_detect)."""
     return {
         CONF_DEVICE: url,
-        CONF_BAUDRATE: "9600",
         CONF_ADVANCED: {
+            CONF_DIALECT: "pace",
+            CONF_BAUDRATE: "9600",
             CONF_POLL_MODE: "auto",
             CONF_MASTER_ADDRESS: 1,
             CONF_TIMEOUT: TEST_TIMEOUT,
@@ -80,6 +83,8 @@ async def test_network_gateway_creates_entry(hass: HomeAssistant, sim: Simulator
         "firmware": "P16S100A-1812-1.00",
         "serial": serial,
         "device": sim.url,
+        "protocol": "PACE VER 0x25",
+        "baudrate": "9600",
     }
     schema = result["data_schema"].schema
     assert {str(key): key.default() for key in schema} == {"name": "RESS battery"}
@@ -89,6 +94,7 @@ async def test_network_gateway_creates_entry(hass: HomeAssistant, sim: Simulator
     assert result["result"].unique_id == serial
     assert result["data"] == {
         CONF_DEVICE: sim.url,
+        CONF_DIALECT: "pace",
         CONF_BAUDRATE: 9600,
         CONF_ADVANCED: {CONF_POLL_MODE: "auto", CONF_MASTER_ADDRESS: 1, CONF_TIMEOUT: TEST_TIMEOUT},
     }

@@ -105,10 +105,11 @@ def test_icons_name_known_entities() -> None:
 def test_every_field_is_described(step: str) -> None:
     """The connection steps label and describe every field, the advanced section too."""
     strings = STRINGS["config"]["step"][step]
-    assert set(strings["data"]) == set(strings["data_description"]) == {"device", "baudrate"}
+    assert set(strings["data"]) == set(strings["data_description"]) == {"device"}
     advanced = strings["sections"]["advanced"]
     assert set(advanced["data"]) == set(advanced["data_description"])
-    assert set(advanced["data"]) == {"poll_mode", "master_address", "timeout"}
+    fields = {"dialect", "baudrate", "poll_mode", "master_address", "timeout"}
+    assert set(advanced["data"]) == fields
     options = STRINGS["options"]["step"]["init"]
     assert set(options["data"]) == set(options["data_description"]) == {"scan_interval"}
 
