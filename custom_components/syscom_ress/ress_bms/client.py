@@ -21,11 +21,13 @@ from enum import StrEnum
 from functools import partial
 import logging
 import time
-from typing import Final
+from typing import Any, Final
 
 from . import analog, control, device, history, params, status
 from .attribution import Attribution, ShapeMismatchError, shape_of
 from .commands import COMMAND_ALL_PACKS, Command, encode_request
+from .dialects import pace
+from .dialects.base import DialectInfo
 from .errors import (
     BmsError,
     BmsTimeoutError,
@@ -70,6 +72,9 @@ class PackInfo:
     pack_serial: str | None = None
     direct: bool = False
     """Whether the pack answers commands at its own address (parameters, controls, history)."""
+    model: str | None = None
+    """The model the pack names itself (dialects that have such a read; PACE tells it by its
+    version string)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +184,16 @@ def _expect_empty(frame: Frame) -> None:
 
 
 class StackClient:
-    """Everything the integration and the command-line tool do with one stack."""
+    """Everything the integration and the command-line tool do with one stack (PACE 0x25)."""
+
+    dialect: DialectInfo = pace.INFO
+    """The dialect spoken: what it can do (:meth:`DialectInfo.can`) decides what is offered."""
+    status_keys: frozenset[str] | None = None
+    """The status bits this dialect can set (``None``: every bit of the shared table)."""
 
     def __init__(
         self,
-        link: Link,
+        link: Link[Any],
         *,
         master_address: int = DEFAULT_MASTER_ADDRESS,
         poll_mode: PollMode = PollMode.AUTO,

@@ -67,6 +67,10 @@ class UnsupportedProtocolError(BmsError):
     """The device speaks a protocol dialect this library does not support (yet)."""
 
 
+class UnsupportedCapabilityError(BmsError):
+    """The stack's dialect does not do this (no document defines it precisely): never sent."""
+
+
 class ForbiddenCommandError(BmsError):
     """A command code outside the allowlist: calibration, factory, test or destructive."""
 

@@ -13,14 +13,15 @@ Code above the dialects never asks for a dialect by name: it asks :attr:`Dialect
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
+from ..analog import PackAnalog
 from ..errors import DecodeError
-from ..framing import Framing
-from ..modbus import ReadReply
+from ..framing import Framing, ModbusFrame
+from ..modbus import ReadReply, ReadRequest, decode_reply
 from ..status import PackStatus
 
 type Kind = Literal["u8", "u16", "i16", "u32", "i32", "text", "raw"]
@@ -423,3 +424,89 @@ def as_numbers(value: Value) -> tuple[float, ...]:
     if not isinstance(value, tuple):
         raise DecodeError(f"{value!r} is not a list of numbers")
     return value
+
+
+# -- reading a stack: what the stack client asks of a dialect ---------------------------------
+
+
+class Ask(Protocol):
+    """Send one read and decode its reply: the stack client's link, with its timeouts."""
+
+    async def __call__[T](self, request: bytes, decode: Callable[[Any], T], /) -> T:
+        """The decoded reply to ``request``; the library's typed errors otherwise."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a pack says about itself; ``None`` where the dialect has no such read."""
+
+    model: str | None = None
+    version: str | None = None
+    serial: str | None = None
+    """The BMS's own serial, the stack's unique id when it is the first pack's."""
+    pack_serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One pack's values and alarms, numbered as the stack shows the pack."""
+
+    analog: PackAnalog
+    status: DialectStatus
+
+
+class Reader(Protocol):
+    """How the stack client reads the packs of one dialect, each at its own address.
+
+    Packs are numbered from 1 as the owner sees them; :meth:`bus_address` says where pack
+    ``number`` answers (Seplos V2 counts from ADR 0, Pylontech from ADR 2). A reader may learn
+    what later reads need (Seplos V3: the cell count) in :meth:`identify`, so there is one
+    reader per stack. Every request a reader sends is one of its dialect's reads.
+    """
+
+    info: DialectInfo
+    status_keys: frozenset[str]
+    """The :data:`~..status.STATUS_BITS` keys a pack of this dialect can set, plus
+    ``balancing`` where it reports balancing: the binary sensors worth having."""
+
+    def bus_address(self, number: int) -> int:
+        """The ADR or unit of pack ``number`` (1-based)."""
+        ...
+
+    async def identify(self, ask: Ask, number: int) -> Identity:
+        """The pack's model, version and serials (also: is it there at all)."""
+        ...
+
+    async def read(self, ask: Ask, number: int) -> Reading:
+        """The pack's values and alarms."""
+        ...
+
+
+def numbered[T: (PackAnalog, PackStatus)](value: T, number: int) -> T:
+    """A block renumbered as the pack the stack shows (its bus address may differ)."""
+    return value if value.address == number else replace(value, address=number)
+
+
+def reading(number: int, analog: PackAnalog, status: DialectStatus) -> Reading:
+    """A :class:`Reading` of pack ``number``, both blocks numbered as it."""
+    return Reading(
+        numbered(analog, number), replace(status, status=numbered(status.status, number))
+    )
+
+
+async def read_modbus(ask: Ask, requests: Iterable[ReadRequest]) -> list[ReadReply]:
+    """Send each Modbus read in turn; the replies in the same order."""
+    replies = []
+    for request in requests:
+
+        def decode(frame: ModbusFrame, request: ReadRequest = request) -> ReadReply:
+            return decode_reply(frame.raw, request)
+
+        replies.append(await ask(request.encode(), decode))
+    return replies
+
+
+def shared_keys(*tables: Iterable[Flag]) -> frozenset[str]:
+    """The shared keys of flag tables."""
+    return frozenset(f.key for table in tables for f in table if f.key is not None)

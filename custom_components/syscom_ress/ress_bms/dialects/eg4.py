@@ -37,7 +37,7 @@ from typing import Final
 from ..analog import PackAnalog
 from ..errors import DecodeError
 from ..framing import ASCII
-from .base import Capability, DialectInfo, Field, MultiPack
+from .base import Ask, Capability, DialectInfo, Field, Identity, MultiPack, Reading, reading
 from .ver20 import (
     Own,
     Reply,
@@ -345,3 +345,25 @@ def decode_clock(reply: Reply) -> datetime:
 def decode_manufacturer_info(reply: Reply) -> Eg4ManufacturerInfo:
     """A 51H reply, kept as sent."""
     return Eg4ManufacturerInfo(reply_frame(reply, REPLY_CID1, MANUFACTURER_INFO).info)
+
+
+class Eg4Reader:
+    """Pack ``n`` of an EG4 bus answers at its DIP address ``n``."""
+
+    info = INFO
+    status_keys = frozenset({*STATUS_TABLE.shared_keys, "balancing"})
+
+    def bus_address(self, number: int) -> int:
+        """ADR ``number``."""
+        return number
+
+    async def identify(self, ask: Ask, number: int) -> Identity:
+        """51H: its printable text as the model (no document lays it out)."""
+        info = await ask(manufacturer_info_request(number), decode_manufacturer_info)
+        return Identity(model=info.text or None)
+
+    async def read(self, ask: Ask, number: int) -> Reading:
+        """42H and 44H of the pack."""
+        values = await ask(analog_request(number), decode_analog)
+        alarms = await ask(status_request(number), decode_status)
+        return reading(number, values.pack, alarms)

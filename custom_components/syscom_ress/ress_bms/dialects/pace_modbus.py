@@ -38,18 +38,24 @@ from ..framing import MODBUS
 from ..modbus import READ_HOLDING, ReadReply, ReadRequest
 from ..status import PackStatus, StatusByte, balance_bytes, status_bytes
 from .base import (
+    Ask,
     Capability,
     DialectInfo,
     DialectStatus,
     Flag,
+    Identity,
     MultiPack,
+    Reading,
     Register,
     Threshold,
     Value,
     active_flags,
     as_number,
     as_numbers,
+    read_modbus,
     read_replies,
+    reading,
+    shared_keys,
     span,
     thresholds,
 )
@@ -435,3 +441,26 @@ def decode_device_info(unit: int, replies: Iterable[ReadReply]) -> DeviceInfo:
     if not texts:
         raise DecodeError("the replies hold none of registers 150-179")
     return DeviceInfo(texts.get("version"), texts.get("model_serial"), texts.get("pack_serial"))
+
+
+class PaceModbusReader:
+    """Pack ``n`` at Modbus unit ``n`` (its DIP address)."""
+
+    info = INFO
+    status_keys = frozenset({*shared_keys(*FLAG_TABLES.values()), "balancing"})
+
+    def bus_address(self, number: int) -> int:
+        """Unit ``number``."""
+        return number
+
+    async def identify(self, ask: Ask, number: int) -> Identity:
+        """Registers 150-179: version and serials."""
+        found = decode_device_info(number, await read_modbus(ask, device_info_requests(number)))
+        return Identity(
+            version=found.version, serial=found.model_serial, pack_serial=found.pack_serial
+        )
+
+    async def read(self, ask: Ask, number: int) -> Reading:
+        """Registers 0-7, 9-12 and 15-36: values, flags, balance and cells."""
+        replies = await read_modbus(ask, telemetry_requests(number))
+        return reading(number, decode_analog(number, replies), decode_status(number, replies))

@@ -53,7 +53,7 @@ from ..analog import AnalogReply, PackAnalog
 from ..buffer import solve_trailer
 from ..errors import DecodeError
 from ..framing import ASCII
-from .base import Capability, DialectInfo, Field, MultiPack
+from .base import Ask, Capability, DialectInfo, Field, Identity, MultiPack, Reading, reading
 from .ver20 import (
     ManufacturerInfo,
     Own,
@@ -512,3 +512,37 @@ def decode_protocol_version(reply: Reply) -> int:
 def decode_manufacturer_info(reply: Reply) -> ManufacturerInfo:
     """A 51H reply: 10 ASCII battery name, 2 version bytes, 20 ASCII manufacturer."""
     return read_manufacturer_info(reply_frame(reply, (CID1,), MANUFACTURER_INFO).info)
+
+
+FIRST_ADDRESS: Final = 2
+"""The group master's ADR: pack ``n`` of the group answers at ADR ``n + 1``."""
+
+
+class PylontechReader:
+    """Each module of a Pylontech group at its own ADR, from :data:`FIRST_ADDRESS`."""
+
+    info = INFO
+    status_keys = frozenset(STATUS_TABLE.shared_keys)
+
+    def bus_address(self, number: int) -> int:
+        """ADR ``number + 1``."""
+        return number + FIRST_ADDRESS - 1
+
+    async def identify(self, ask: Ask, number: int) -> Identity:
+        """51H (model), 93H (serial) and 96H (software version)."""
+        adr = self.bus_address(number)
+        maker = await ask(manufacturer_info_request(adr), decode_manufacturer_info)
+        serial = await ask(serial_number_request(adr), decode_serial_number)
+        software = await ask(software_version_request(adr), decode_software_version)
+        return Identity(
+            model=maker.device_name or None,
+            version=software.main_line,
+            serial=serial.serial or None,
+        )
+
+    async def read(self, ask: Ask, number: int) -> Reading:
+        """42H and 44H of the module, COMMAND its own address."""
+        adr = self.bus_address(number)
+        values = await ask(analog_request(adr), decode_analog)
+        alarms = await ask(status_request(adr), decode_status)
+        return reading(number, values.packs[0], alarms[0])

@@ -39,7 +39,7 @@ from typing import Final
 from ..analog import PackAnalog
 from ..errors import DecodeError
 from ..framing import ASCII
-from .base import Capability, DialectInfo, Field, MultiPack
+from .base import Ask, Capability, DialectInfo, Field, Identity, MultiPack, Reading, reading
 from .ver20 import (
     ManufacturerInfo,
     Own,
@@ -319,3 +319,26 @@ def decode_protocol_version(reply: Reply) -> int:
 def decode_vendor_info(reply: Reply) -> ManufacturerInfo:
     """A 51H reply: 10 ASCII model name, 2 version bytes, 20 ASCII (32 bytes)."""
     return read_manufacturer_info(reply_frame(reply, (CID1,), VENDOR_INFO).info)
+
+
+class SeplosReader:
+    """Pack ``n`` of a Seplos V2 bus answers at ADR ``n - 1`` (the master's DIP address is 0)."""
+
+    info = INFO
+    status_keys = frozenset({*STATUS_TABLE.shared_keys, "balancing"})
+
+    def bus_address(self, number: int) -> int:
+        """ADR ``number - 1``."""
+        return number - 1
+
+    async def identify(self, ask: Ask, number: int) -> Identity:
+        """51H: the model and the firmware version (Seplos V2 sends no serial)."""
+        vendor = await ask(vendor_info_request(self.bus_address(number)), decode_vendor_info)
+        return Identity(model=vendor.device_name or None, version=vendor.version)
+
+    async def read(self, ask: Ask, number: int) -> Reading:
+        """42H and 44H of the pack, COMMAND GROUP its own address."""
+        adr = self.bus_address(number)
+        values = await ask(analog_request(adr), decode_analog)
+        alarms = await ask(status_request(adr), decode_status)
+        return reading(number, values.pack, alarms)

@@ -54,18 +54,24 @@ from ..status import (
     status_bytes,
 )
 from .base import (
+    Ask,
     Capability,
     DialectInfo,
     DialectStatus,
     Flag,
+    Identity,
     MultiPack,
+    Reading,
     Register,
     Threshold,
     Value,
     active_flags,
     as_number,
     as_numbers,
+    read_modbus,
     read_replies,
+    reading,
+    shared_keys,
     span,
     thresholds,
 )
@@ -889,3 +895,39 @@ def decode_function_switches(
     raw = _coil_bytes(_replies(unit, replies), SFA)
     enabled = [flag.name for item in SFA for flag in item.flags if raw[item.name] >> flag.bit & 1]
     return FunctionSwitches(tuple(enabled), raw)
+
+
+class SeplosV3Reader:
+    """Pack ``n`` at unit ``n``; the cell and NTC counts first, from SPA at the display unit."""
+
+    info = INFO
+    status_keys = frozenset({*shared_keys(*(flags for _, flags in EVENTS)), "balancing"})
+
+    def __init__(self) -> None:
+        self.shape: PackShape | None = None
+        """Learned at the first read (SPA 0x1300-0x1367, unit 0xE0)."""
+
+    def bus_address(self, number: int) -> int:
+        """Unit ``number``."""
+        return number
+
+    async def identify(self, ask: Ask, number: int) -> Identity:
+        """VIA of the pack: names, firmware version and serials."""
+        found = decode_device_info(await read_modbus(ask, device_info_requests(number)), number)
+        return Identity(
+            model=found.device_name or found.factory_name,
+            version=found.firmware_version,
+            serial=found.bms_serial,
+            pack_serial=found.pack_serial,
+        )
+
+    async def read(self, ask: Ask, number: int) -> Reading:
+        """PIA, PIB and PIC of the pack."""
+        if self.shape is None:
+            self.shape = decode_shape(await read_modbus(ask, parameter_requests()))
+        replies = await read_modbus(ask, pack_requests(number))
+        return reading(
+            number,
+            decode_analog(number, replies, self.shape),
+            decode_status(number, replies, self.shape),
+        )
