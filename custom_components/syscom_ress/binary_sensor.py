@@ -212,12 +212,31 @@ class BalancingBinarySensor(PackBinarySensor):
         await super().async_will_remove_from_hass()
 
 
+def offered(description: PackBinarySensorDescription, keys: frozenset[str] | None) -> bool:
+    """Whether a pack whose dialect sets the status bits ``keys`` (None: all) has this entity.
+
+    A bit the dialect has no bit for would stay off for ever: it is not offered.
+    """
+    if keys is None:
+        return True
+    if description.summary is not None:
+        return any(b.kind is description.summary for b in STATUS_BITS if b.key in keys)
+    if description.key == "balancing" or description.key.endswith("_balancing"):
+        return "balancing" in keys
+    return description.key in keys
+
+
 def _pack_binary_sensors(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
     assert pack.analog is not None
     cells = min(len(pack.analog.cell_voltages), 16)  # two balance bytes: 16 cells at most
+    keys = coordinator.client.status_keys
     descriptions = [
-        *PACK_BINARY_SENSORS,
-        *(cell_balancing_description(n + 1) for n in range(cells)),
+        d
+        for d in (
+            *PACK_BINARY_SENSORS,
+            *(cell_balancing_description(n + 1) for n in range(cells)),
+        )
+        if offered(d, keys)
     ]
     return [
         (BalancingBinarySensor if d.key == "balancing" else PackBinarySensor)(

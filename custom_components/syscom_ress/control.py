@@ -46,6 +46,7 @@ from .const import ALARM_CLEAR_HOLD, DOMAIN, IDLE_CURRENT, LOGGER
 from .ress_bms import params
 from .ress_bms.client import StackClient, WriteNotKeptError, WriteResult
 from .ress_bms.commands import Command
+from .ress_bms.dialects.base import Capability
 from .ress_bms.errors import (
     BmsError,
     CommandRefusedError,
@@ -285,8 +286,13 @@ class StackControl:
 
     # -- addressing ----------------------------------------------------------------------------
 
-    def reachable(self, address: int) -> bool:
-        """Whether commands reach this pack (it answers at its own address)."""
+    def reachable(self, address: int, capability: Capability) -> bool:
+        """Whether ``capability`` reaches this pack.
+
+        The stack's dialect must do it, and the pack answer at its own address.
+        """
+        if not self.coordinator.client.can(capability):
+            return False
         stack = self.coordinator.stack
         pack = stack.pack(address) if stack is not None else None
         return pack is not None and pack.direct

@@ -27,11 +27,13 @@ from .const import (
     CONF_ADVANCED,
     CONF_BAUDRATE,
     CONF_DEVICE,
+    CONF_DIALECT,
     CONF_MASTER_ADDRESS,
     CONF_POLL_MODE,
     CONF_SCAN_INTERVAL,
     CONF_TIMEOUT,
     DEFAULT_BAUD,
+    DEFAULT_DIALECT,
     DEFAULT_LINK_TIMEOUT,
     DEFAULT_MASTER,
     DEFAULT_POLL_MODE,
@@ -49,6 +51,7 @@ from .control import StackControl
 from .history_cache import StackHistory
 from .ress_bms.analog import PackAnalog
 from .ress_bms.client import PackInfo, PollMode, StackClient, StackInfo, StackSample
+from .ress_bms.dialect_client import dialect_info, make_client
 from .ress_bms.errors import (
     BmsError,
     BmsTimeoutError,
@@ -209,24 +212,31 @@ class EnergyCounter:
 # -- the coordinator -------------------------------------------------------------------------
 
 
-def link_for_entry_data(data: Mapping[str, Any], reconnect_max: float | None = None) -> Link:
+def dialect_of_entry_data(data: Mapping[str, Any]) -> str:
+    """The dialect an entry's stack speaks (entries made before dialects: PACE 0x25)."""
+    return str(data.get(CONF_DIALECT, DEFAULT_DIALECT))
+
+
+def link_for_entry_data(data: Mapping[str, Any], reconnect_max: float | None = None) -> Link[Any]:
     """The link config entry data describe; ``reconnect_max`` caps its reconnection back-off."""
     advanced = data.get(CONF_ADVANCED, {})
-    link = Link(
+    link: Link[Any] = Link(
         data[CONF_DEVICE],
         baudrate=int(data.get(CONF_BAUDRATE, DEFAULT_BAUD)),
         timeout=float(advanced.get(CONF_TIMEOUT, DEFAULT_LINK_TIMEOUT)),
+        framing=dialect_info(dialect_of_entry_data(data)).framing,
     )
     if reconnect_max is not None:
         link.backoff_max = min(link.backoff_max, reconnect_max)
     return link
 
 
-def client_for_entry_data(data: Mapping[str, Any], link: Link) -> StackClient:
-    """The stack client config entry data describe."""
+def client_for_entry_data(data: Mapping[str, Any], link: Link[Any]) -> StackClient:
+    """The stack client config entry data describe, for the dialect they name."""
     advanced = data.get(CONF_ADVANCED, {})
-    return StackClient(
+    return make_client(
         link,
+        dialect_of_entry_data(data),
         master_address=int(advanced.get(CONF_MASTER_ADDRESS, DEFAULT_MASTER)),
         poll_mode=PollMode(advanced.get(CONF_POLL_MODE, DEFAULT_POLL_MODE)),
     )
@@ -290,7 +300,7 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         """The BMS history log of each pack, cached and filled between refreshes."""
 
     @property
-    def link(self) -> Link:
+    def link(self) -> Link[Any]:
         """The byte link to the bus."""
         return self.client.link
 
@@ -407,8 +417,8 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
                 config_entry_id=self.config_entry.entry_id,
                 identifiers={(DOMAIN, self.pack_identifier(pack.address))},
                 manufacturer=MANUFACTURER,
-                model=PACK_MODEL,
-                model_id=model_id(pack.version),
+                model=pack.model or PACK_MODEL,
+                model_id=None if pack.model else model_id(pack.version),
                 serial_number=pack.bms_serial,
                 sw_version=pack.version,
                 translation_key="pack",

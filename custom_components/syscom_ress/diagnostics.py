@@ -13,6 +13,7 @@ frames of each command. It sends nothing on the bus, and ``ress-bms replay`` rea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from .const import CONF_DEVICE
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .ress_bms.capture import frames_from_exchanges
 from .ress_bms.commands import Command
+from .ress_bms.dialects.base import Capability
 from .ress_bms.report import build_report, history_json, redact_url
 from .ress_bms.status import PackStatus
 
@@ -87,6 +89,13 @@ def _history(coordinator: StackCoordinator, address: int) -> dict[str, Any] | No
 def _link(coordinator: StackCoordinator) -> dict[str, Any]:
     stats = asdict(coordinator.link.stats)
     frames = stats.pop("last_frames")
+    stack = coordinator.stack
+    serials = [
+        serial.encode("ascii", "replace")
+        for pack in (stack.packs if stack is not None else ())
+        for serial in (pack.bms_serial, pack.pack_serial)
+        if serial
+    ]
     stats["rtt_by_command"] = {
         f"{command:02X}": round(rtt, 3) for command, rtt in stats["rtt_by_command"].items()
     }
@@ -96,22 +105,28 @@ def _link(coordinator: StackCoordinator) -> dict[str, Any]:
         "baudrate": coordinator.link.baudrate,
         "timeout": coordinator.link.timeout,
         "connected": coordinator.link.connected,
+        "dialect": coordinator.client.dialect.name,
+        "offered": sorted(c for c in Capability if coordinator.client.can(c)),
         "poll_mode": coordinator.client.mode,
         "poll_mode_reason": coordinator.client.mode_reason,
         "requested_poll_mode": coordinator.client.requested_mode,
         "stats": stats,
         "last_frames": {
             f"{command:02X}": {
-                "request": request.decode("ascii", "replace").strip(),
-                "reply": (
-                    REDACTED
-                    if command == Command.SERIAL
-                    else reply.decode("ascii", "replace").strip()
-                ),
+                "request": _shown(request),
+                "reply": REDACTED if command == Command.SERIAL else _shown(reply, serials),
             }
             for command, (request, reply) in sorted(frames.items())
         },
     }
+
+
+def _shown(frame: bytes, serials: Sequence[bytes] = ()) -> str:
+    """An ASCII frame as its text, a binary (Modbus RTU) one in hex; serials blanked out."""
+    for serial in serials:
+        frame = frame.replace(serial, b"*" * len(serial))
+    text = frame.decode("ascii", "replace").strip()
+    return text if text.isprintable() else frame.hex(" ")
 
 
 def _entry(entry: RessConfigEntry) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN, LOGGER
 from .control import signal_protection
 from .ress_bms.commands import Command, encode_request
+from .ress_bms.dialects.base import Capability
 from .ress_bms.errors import BmsError, DecodeError, ResponseError
 from .ress_bms.frame import Frame
 from .ress_bms.history import MAX_RECORDS, HistoryRecord, decode_history, encode_history_request
@@ -202,7 +203,7 @@ class StackHistory:
 
     def pack(self, address: int) -> PackHistory | None:
         """The cache of a pack that has a history (``None`` for the others)."""
-        if not self.coordinator.control.reachable(address):
+        if not self.coordinator.control.reachable(address, Capability.HISTORY):
             return None
         return self.packs.setdefault(address, PackHistory())
 

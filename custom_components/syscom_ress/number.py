@@ -55,6 +55,7 @@ from .control import signal_parameters
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .entity import PackEntity, async_add_pack_entities
 from .ress_bms.client import WriteNotKeptError
+from .ress_bms.dialects.base import Capability
 from .ress_bms.params import PARAMETERS, Parameter, ParameterValidationError
 
 PARALLEL_UPDATES = 1
@@ -283,7 +284,7 @@ class ParameterNumber(PackEntity, NumberEntity):
 
 
 def _pack_numbers(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
-    if not coordinator.control.reachable(pack.address):
+    if not coordinator.control.reachable(pack.address, Capability.PARAMETERS_WRITE):
         return []
     return [ParameterNumber(coordinator, d, pack.address) for d in NUMBERS]
 

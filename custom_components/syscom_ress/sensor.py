@@ -64,6 +64,7 @@ from .history_cache import (
     newest_record_time,
 )
 from .ress_bms.analog import PackAnalog
+from .ress_bms.dialects.base import Capability
 from .ress_bms.status import PackStatus
 
 PARALLEL_UPDATES = 0
@@ -988,7 +989,7 @@ class LastRecordSensor(PackEntity, SensorEntity):
 
 
 def _history_sensors(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
-    if not coordinator.control.reachable(pack.address):
+    if not coordinator.control.reachable(pack.address, Capability.HISTORY):
         return []
     return [LastRecordSensor(coordinator, LAST_RECORD, pack.address)]
 

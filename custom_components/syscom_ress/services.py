@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - Home Assistant 2026.8
 
 from .const import DOMAIN
 from .coordinator import StackCoordinator
+from .ress_bms.dialects.base import Capability
 from .ress_bms.history import MAX_RECORDS
 from .ress_bms.params import PARAMETERS, PARAMETERS_BY_KEY
 from .ress_bms.report import history_json
@@ -83,18 +84,33 @@ def _target(hass: HomeAssistant, call: ServiceCall) -> tuple[StackCoordinator, i
     return coordinator, coordinator.address_of_device(device)
 
 
-def _pack(hass: HomeAssistant, call: ServiceCall) -> tuple[StackCoordinator, int]:
-    """The pack a call names (the stack stands for its master) that commands can reach."""
+def _pack(
+    hass: HomeAssistant, call: ServiceCall, capability: Capability
+) -> tuple[StackCoordinator, int]:
+    """The pack a call names (the stack stands for its master) that ``capability`` reaches."""
     coordinator, address = _target(hass, call)
     if address is None:
         address = coordinator.client.master_address
-    if not coordinator.control.reachable(address):
-        raise _invalid("pack_not_reachable", pack=str(address))
+    _check_reach(coordinator, address, capability)
     return coordinator, address
 
 
+def _check_reach(coordinator: StackCoordinator, address: int, capability: Capability) -> None:
+    """Refuse, saying why, what the stack's dialect does not do or the pack does not answer."""
+    client = coordinator.client
+    if not client.can(capability):
+        dialect = client.dialect
+        raise _invalid(
+            "dialect_cannot",
+            dialect=dialect.title,
+            reason=dialect.reasons.get(capability, "its documents do not define it"),
+        )
+    if not coordinator.control.reachable(address, capability):
+        raise _invalid("pack_not_reachable", pack=str(address))
+
+
 async def _read_parameters(call: ServiceCall) -> ServiceResponse:
-    coordinator, address = _pack(call.hass, call)
+    coordinator, address = _pack(call.hass, call, Capability.PARAMETERS_READ)
     values = await coordinator.control.async_read_parameters(address)
     return {
         "pack": address,
@@ -134,7 +150,7 @@ def _changes(raw: dict[Any, Any], address: int) -> dict[str, float]:
 
 
 async def _write_parameters(call: ServiceCall) -> ServiceResponse:
-    coordinator, address = _pack(call.hass, call)
+    coordinator, address = _pack(call.hass, call, Capability.PARAMETERS_WRITE)
     changes = _changes(call.data[ATTR_PARAMETERS], address)
     dry_run: bool = call.data[ATTR_DRY_RUN]
     result = await coordinator.control.async_write_parameters(address, changes, dry_run=dry_run)
@@ -156,7 +172,7 @@ async def _write_parameters(call: ServiceCall) -> ServiceResponse:
 
 
 async def _read_history(call: ServiceCall) -> ServiceResponse:
-    coordinator, address = _pack(call.hass, call)
+    coordinator, address = _pack(call.hass, call, Capability.HISTORY)
     history = coordinator.history.pack(address)
     assert history is not None  # _pack: the pack answers at its own address
     records = history.records[: call.data[ATTR_COUNT]]
@@ -170,12 +186,16 @@ async def _read_history(call: ServiceCall) -> ServiceResponse:
 async def _sync_clock(call: ServiceCall) -> ServiceResponse:
     coordinator, address = _target(call.hass, call)
     if address is not None:
-        if not coordinator.control.reachable(address):
-            raise _invalid("pack_not_reachable", pack=str(address))
+        _check_reach(coordinator, address, Capability.CLOCK)
         addresses = [address]
     else:
+        _check_reach(coordinator, coordinator.client.master_address, Capability.CLOCK)
         stack = coordinator.stack
-        addresses = [p.address for p in stack.packs if p.direct] if stack is not None else []
+        addresses = [
+            p.address
+            for p in (stack.packs if stack is not None else ())
+            if coordinator.control.reachable(p.address, Capability.CLOCK)
+        ]
     packs: list[JsonValueType] = []
     for pack in addresses:
         old = await coordinator.control.async_read_clock(pack)

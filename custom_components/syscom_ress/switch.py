@@ -32,6 +32,7 @@ from .control import StackControl
 from .coordinator import PackState, RessConfigEntry, StackCoordinator
 from .entity import PackEntity, async_add_pack_entities
 from .ress_bms.commands import Command
+from .ress_bms.dialects.base import Capability
 from .ress_bms.status import PackStatus
 
 PARALLEL_UPDATES = 1
@@ -159,7 +160,7 @@ class ShutdownSwitch(PackEntity, SwitchEntity):
 
 
 def _pack_switches(coordinator: StackCoordinator, pack: PackState) -> Iterable[Entity]:
-    if not coordinator.control.reachable(pack.address):
+    if not coordinator.control.reachable(pack.address, Capability.CONTROLS):
         return []
     entities: list[Entity] = [ControlSwitch(coordinator, d, pack.address) for d in SWITCHES]
     entities.append(ShutdownSwitch(coordinator, SHUTDOWN, pack.address))

@@ -27,7 +27,7 @@ from . import analog, control, device, history, params, status
 from .attribution import Attribution, ShapeMismatchError, shape_of
 from .commands import COMMAND_ALL_PACKS, Command, encode_request
 from .dialects import pace
-from .dialects.base import DialectInfo
+from .dialects.base import Capability, DialectInfo
 from .errors import (
     BmsError,
     BmsTimeoutError,
@@ -190,6 +190,10 @@ class StackClient:
     """The dialect spoken: what it can do (:meth:`DialectInfo.can`) decides what is offered."""
     status_keys: frozenset[str] | None = None
     """The status bits this dialect can set (``None``: every bit of the shared table)."""
+
+    def can(self, capability: Capability) -> bool:
+        """Whether this client does ``capability`` with its stack (what is offered)."""
+        return self.dialect.can(capability)
 
     def __init__(
         self,

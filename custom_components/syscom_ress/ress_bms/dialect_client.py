@@ -37,6 +37,8 @@ from .link import Link
 _LOGGER = logging.getLogger(__name__)
 
 FIRST_PACK: Final = 1
+READ: Final = frozenset({Capability.TELEMETRY, Capability.ALARMS})
+"""What the client does through a reader."""
 MISSES_ENDING_THE_SCAN: Final = 2
 """Discovery looks at pack numbers from 1 up and stops after this many silent ones in a row:
 one pack that is off at set-up does not hide the packs after it."""
@@ -173,9 +175,20 @@ class DialectClient(StackClient):
 
     # -- what the dialect cannot do ------------------------------------------------------------
 
+    def can(self, capability: Capability) -> bool:
+        """Values and alarms: what a reader reads.
+
+        A dialect's own parameter reads are the library's, not mapped to the shared table.
+        """
+        return capability in READ and self.dialect.can(capability)
+
     def _refuse(self, capability: Capability) -> NoReturn:
-        reason = self.dialect.reasons.get(capability, "not defined by its documents")
-        raise UnsupportedCapabilityError(f"{self.dialect.title}: no {capability}: {reason}")
+        reason = self.dialect.reasons.get(capability)
+        if reason is None and self.dialect.can(capability):
+            reason = "read by the library (ress-bms), not mapped to the shared parameter table"
+        raise UnsupportedCapabilityError(
+            f"{self.dialect.title}: no {capability}: {reason or 'no document defines it'}"
+        )
 
     async def read_parameters(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Refused: the shared parameter table is PACE 0x25's."""
