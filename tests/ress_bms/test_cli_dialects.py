@@ -177,12 +177,32 @@ def test_frames_of_another_protocol_are_one_error(
     assert message in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", ["status", "params", "scan", "history", "clock"])
-def test_other_commands_say_not_supported_yet(
-    capsys: pytest.CaptureFixture[str], command: str
-) -> None:
-    assert main([command, "--dialect", "seplos", "--url", "socket://127.0.0.1:9"]) == 1
-    assert "not supported for the seplos dialect yet" in capsys.readouterr().err
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize("dialect", ["seplos", "seplos_v3"])
+async def test_status_reads_a_stack_in_any_dialect(dialect: str) -> None:
+    async with Simulator(2, seed=1, dialect=dialect) as sim:
+        code, out, err = await ress_bms("status", "--dialect", dialect, "--url", sim.url, "--json")
+        assert code == 0, err
+        packs = json.loads(out)["packs"]
+        assert [p["address"] for p in packs] == [1, 2]
+        for n, pack in enumerate(packs, start=1):
+            assert pack["cell_voltages"] == list(sim.pack(n).analog().cell_voltages)
+        code, out, err = await ress_bms("scan", "--dialect", dialect, "--url", sim.url)
+        assert code == 0, err
+        assert len(out.strip().splitlines()) == 3  # the heading and two packs
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [("params", "parameters_read"), ("history", "history"), ("clock", "clock")],
+)
+async def test_what_a_dialect_cannot_do_is_one_error(command: str, what: str) -> None:
+    async with Simulator(1, seed=1, dialect="eg4") as sim:
+        code, _, err = await ress_bms(command, "--dialect", "eg4", "--url", sim.url)
+    assert code == 1
+    assert f"EG4 LifePower4 (VER 0x20, CID1 0x4A): no {what}" in err
+    assert err.count("\n") == 1
 
 
 # -- scan --detect -----------------------------------------------------------------------------

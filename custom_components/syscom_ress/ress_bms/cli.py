@@ -14,14 +14,15 @@ import json
 import os
 import sys
 import time
-from typing import Any, Final, TextIO
+from typing import Any, TextIO
 
 from . import history, params, replay, report
 from .capture import FrameRecorder
 from .client import PollMode, StackClient, StackInfo, StackSample
 from .detect import DEFAULT_BUDGET, Detection, DetectionError, detect
+from .dialect_client import make_client
 from .dialect_decode import decode_dialect_text
-from .dialects import DIALECTS
+from .dialects import DIALECTS, pace
 from .errors import BmsError
 from .link import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_TIMEOUT, Direction, Link
 from .status import Kind
@@ -56,7 +57,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--dialect",
         choices=tuple(DIALECTS),
         default=default(None),
-        help="protocol dialect (default: PACE VER 0x25; others: decode and scan --detect only)",
+        help="protocol dialect (default: PACE VER 0x25; scan --detect finds it)",
     )
     group.add_argument(
         "--address", type=int, default=default(1), help="address of the master pack (1)"
@@ -343,15 +344,26 @@ def _compact(values: Any) -> str:
 # -- commands on a link ------------------------------------------------------------------------
 
 
-def _client(args: argparse.Namespace, link: Link) -> StackClient:
+def _dialect(args: argparse.Namespace) -> str:
+    return str(args.dialect or pace.INFO.name)
+
+
+def _client(args: argparse.Namespace, link: Link[Any]) -> StackClient:
+    """The client of ``--dialect``; what that dialect cannot do it refuses before sending."""
     mode = PollMode(getattr(args, "mode", "auto"))
-    return StackClient(link, master_address=args.address, poll_mode=mode)
+    return make_client(link, _dialect(args), master_address=args.address, poll_mode=mode)
 
 
-def _link(args: argparse.Namespace, recorder: Any = None) -> Link:
+def _link(args: argparse.Namespace, recorder: Any = None) -> Link[Any]:
     if not args.url:
         raise CliError("no link: give --url (or set RESS_BMS_URL)")
-    return Link(args.url, baudrate=args.baud, timeout=args.timeout, recorder=recorder)
+    return Link(
+        args.url,
+        baudrate=args.baud,
+        timeout=args.timeout,
+        recorder=recorder,
+        framing=DIALECTS[_dialect(args)].framing,
+    )
 
 
 async def _detect(args: argparse.Namespace) -> None:
@@ -366,20 +378,6 @@ async def _detect(args: argparse.Namespace) -> None:
             print(json.dumps(data, indent=2))
         raise
     _emit(args, found.to_json(), lambda: _detection_text(found))
-
-
-_PACE_ONLY: Final = ("scan", "status", "params", "set", "history", "clock", "capture", "report")
-"""Commands only the PACE VER 0x25 dialect does end to end yet."""
-
-
-def _pace_only(args: argparse.Namespace) -> None:
-    """Refuse another dialect; otherwise nothing (the command then runs as for PACE)."""
-    dialect = args.dialect
-    if dialect not in (None, "pace"):
-        raise CliError(
-            f"{args.command}: not supported for the {dialect} dialect yet "
-            "(decode --dialect and scan --detect are)"
-        )
 
 
 async def _scan(args: argparse.Namespace, client: StackClient) -> None:
@@ -585,8 +583,6 @@ _LINK_COMMANDS = {
 async def run(args: argparse.Namespace) -> None:
     """Run one parsed command."""
     detecting = args.command == "scan" and args.detect
-    if args.command in _PACE_ONLY and not detecting:
-        _pace_only(args)
     if args.command == "decode":
         command = _parse_command(args.command_code)
         data = decode_text(args.frame, command, args.dialect, args.request)
