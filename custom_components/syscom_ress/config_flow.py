@@ -320,6 +320,8 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         self._search_step = STEP_SERIAL
         """The form the search was started from: where its error is shown."""
         self._search_input: dict[str, Any] | None = None
+        self._search_device = ""
+        """The port or gateway URL being searched (the progress text shows it)."""
         self._search_errors: dict[str, str] = {}
 
     @staticmethod
@@ -413,10 +415,13 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         """Probe the stack (detect it first in the background when asked); else fill ``errors``."""
         if needs_detection(data):
             self._search_step, self._search_input = step, dict(user_input)
+            self._search_device = str(data[CONF_DEVICE])
+            # Not eager: the progress step is shown first, even when the search ends at once
+            # (a progress step that was never shown cannot be done).
             self._search = self.hass.async_create_task(
-                self._async_search(data), f"{DOMAIN} detect {data[CONF_DEVICE]}"
+                self._async_search(data), f"{DOMAIN} detect {data[CONF_DEVICE]}", eager_start=False
             )
-            return await self.async_step_detect()
+            return self._progress(self._search)
         try:
             stack = await probe_stack(data)
         except Exception as err:  # the flow must show an error, whatever went wrong
@@ -451,29 +456,28 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         if task is None:  # pragma: no cover - only reached through _async_try
             return self.async_abort(reason="unknown")
         if not task.done():
-            return self.async_show_progress(
-                step_id=STEP_DETECT,
-                progress_action=STEP_DETECT,
-                description_placeholders={"device": self._search_device()},
-                progress_task=task,
-            )
+            return self._progress(task)
         self._search = None
         try:
             data, self._detection, self._stack = task.result()
         except DetectionError as err:
             self._search_errors = {"base": detection_error_key(err)}
         except Exception as err:  # the flow must show an error, whatever went wrong
-            self._search_errors = {"base": _probe_error_key(err, self._search_data())}
+            self._search_errors = {
+                "base": _probe_error_key(err, {CONF_DEVICE: self._search_device})
+            }
         else:
             self._data = data
             return self.async_show_progress_done(next_step_id=STEP_FOUND)
         return self.async_show_progress_done(next_step_id=self._search_step)
 
-    def _search_device(self) -> str:
-        return str((self._search_input or {}).get(CONF_DEVICE, ""))
-
-    def _search_data(self) -> Mapping[str, Any]:
-        return {CONF_DEVICE: self._search_device()}
+    def _progress(self, task: asyncio.Task[Any]) -> ConfigFlowResult:
+        return self.async_show_progress(
+            step_id=STEP_DETECT,
+            progress_action=STEP_DETECT,
+            description_placeholders={"device": self._search_device},
+            progress_task=task,
+        )
 
     async def async_step_found(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """After a search that found the stack: the same path as a probe without detection."""
