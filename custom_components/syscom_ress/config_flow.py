@@ -253,7 +253,7 @@ def dialect_of(data: Mapping[str, Any]) -> str:
 
 
 class NotABatteryError(BmsError):
-    """Something at the address answered, but with bytes that are no PACE frame at all."""
+    """Something at the address answered, but with bytes that are no frame of its dialect."""
 
 
 async def probe_stack(data: Mapping[str, Any]) -> StackInfo:
@@ -272,8 +272,10 @@ async def probe_stack(data: Mapping[str, Any]) -> StackInfo:
         if stats.replies == 0 and (
             stats.noise_bytes or stats.frame_errors or stats.checksum_errors
         ):
+            dialect = dialect_of(data)
+            title = DIALECTS[dialect].title if dialect in DIALECTS else dialect
             raise NotABatteryError(
-                f"{link.url} answered {stats.noise_bytes} bytes that are no PACE frame"
+                f"{link.url} answered {stats.noise_bytes} bytes that are no {title} frame"
             ) from err
         raise
     finally:

@@ -569,3 +569,41 @@ def test_protocol_and_baud_rate_labels() -> None:
     assert "{device}" in config["progress"]["detect"]
     for placeholder in ("{protocol}", "{baudrate}", "{model}", "{serial}", "{packs}"):
         assert placeholder in config["step"]["confirm"]["description"]
+
+
+# -- end to end, another dialect -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("dialect", "baudrate"), [("seplos", 9600), ("seplos_v3", 19200)])
+async def test_a_non_pace_stack_set_up_end_to_end(
+    hass: HomeAssistant, socket_enabled: None, dialect: str, baudrate: int
+) -> None:
+    """A Seplos V2 (VER 0x20) and a Seplos V3 (Modbus) stack from cold: detection finds it,
+    the dialect's client discovers its packs, the entry is created in that dialect and loads;
+    its packs read the simulator's values."""
+    async with Simulator(packs=2, seed=8, dialect=dialect) as sim, _silent_peer() as silent:
+        with _routed(sim.url, baudrate, silent):
+            result = await _network(hass)
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], _form(sim.url)
+            )
+            result = await _after_progress(hass, result)
+        assert result["type"] is FlowResultType.FORM, result
+        assert result["step_id"] == "confirm"
+        placeholders = result["description_placeholders"]
+        assert placeholders["protocol"] == DIALECTS[dialect].title
+        assert placeholders["baudrate"] == str(baudrate)
+        assert placeholders["packs"] == "2"
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"name": "Shed battery"}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        entry = result["result"]
+        assert (entry.data[CONF_DIALECT], entry.data[CONF_BAUDRATE]) == (dialect, baudrate)
+        _assert_no_auto(entry.data)
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+        soc = hass.states.get("sensor.shed_battery_pack_2_state_of_charge")
+        assert soc is not None, sorted(hass.states.async_entity_ids("sensor"))[:20]
+        assert float(soc.state) == pytest.approx(sim.pack(2).analog().soc, abs=1)
+        assert await hass.config_entries.async_unload(entry.entry_id)
