@@ -607,3 +607,31 @@ async def test_a_non_pace_stack_set_up_end_to_end(
         assert soc is not None, sorted(hass.states.async_entity_ids("sensor"))[:20]
         assert float(soc.state) == pytest.approx(sim.pack(2).analog().soc, abs=1)
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_serial_port_with_detection(hass: HomeAssistant, socket_enabled: None) -> None:
+    """The serial step detects too (a pseudo-terminal here, answering at 9600)."""
+    async with (
+        Simulator(packs=1, seed=2, tcp=False, pty=True) as sim,
+        _silent_peer() as silent,
+    ):
+        assert sim.pty_path is not None
+        with _routed(sim.pty_path, 9600, silent):
+            result = await hass.config_entries.flow.async_init(
+                DOMAIN, context={"source": SOURCE_USER}
+            )
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], {"next_step_id": "serial"}
+            )
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], _form(sim.pty_path)
+            )
+            result = await _after_progress(hass, result)
+        assert result["step_id"] == "confirm"
+        assert result["description_placeholders"]["protocol"] == "PACE VER 0x25"
+        assert result["description_placeholders"]["baudrate"] == "9600"
+        with patch(f"{DOMAIN_MODULE}.async_setup_entry", return_value=True):
+            result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+            await hass.async_block_till_done()
+        assert result["data"][CONF_DEVICE] == sim.pty_path
+        assert (result["data"][CONF_DIALECT], result["data"][CONF_BAUDRATE]) == ("pace", 9600)
