@@ -104,6 +104,9 @@ STEP_FOUND: Final = "found"
 """Where the flow goes once the search in the background is done (no form of its own)."""
 DETECT_BUDGET: Final = DEFAULT_BUDGET
 """Seconds detection may take before the form shows "nothing answers" (20)."""
+DETECT_LISTEN: Final = 1.0
+"""Seconds detection listens at each baud rate before it sends anything: frames nobody asked for
+mean another master (an inverter, a monitoring program) polls the bus, and nothing is sent."""
 BAUDRATE_CHOICES: Final[tuple[int, ...]] = tuple(
     sorted({*BAUDRATE_OPTIONS, *(rate for info in DIALECTS.values() for rate in info.baudrates)})
 )
@@ -235,6 +238,7 @@ async def detect_stack(data: Mapping[str, Any]) -> Detection:
         baudrates=None if baudrate == DETECT else (int(baudrate),),
         dialects=None if dialect == DETECT else (str(dialect),),
         budget=DETECT_BUDGET,
+        listen=DETECT_LISTEN,
     )
 
 

@@ -28,6 +28,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.syscom_ress import config_flow
 from custom_components.syscom_ress.config_flow import (
     DETECT_BUDGET,
+    DETECT_LISTEN,
     detected_data,
     entry_data,
     needs_detection,
@@ -169,10 +170,17 @@ async def test_pace_at_19200_is_detected_and_added(
             )
             assert result["description_placeholders"] == {"device": sim.url}
             result = await _after_progress(hass, result)
-        assert calls.kwargs == [{"baudrates": None, "dialects": None, "budget": DETECT_BUDGET}]
-        assert DETECT_BUDGET == 20.0
+        assert calls.kwargs == [
+            {"baudrates": None, "dialects": None, "budget": DETECT_BUDGET, "listen": DETECT_LISTEN}
+        ]
+        assert (DETECT_BUDGET, DETECT_LISTEN) == (20.0, 1.0)
         # Every step of the documented order up to the one that answered, none after it.
+        # Listening at each baud rate first (nothing heard), then every step of the documented
+        # order up to the one that answered, none after it.
         assert calls.opened == [
+            (9600, "ascii"),
+            (19200, "ascii"),
+            (115200, "ascii"),
             (9600, "ascii"),
             (9600, "modbus"),
             (19200, "modbus"),
@@ -266,28 +274,28 @@ async def test_a_silent_bus_ends_in_nothing_answers(
             form = _form(silent, poll_mode="relay")
             result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
             result = await _after_progress(hass, result)
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "network"
-    assert result["errors"] == {"base": "nothing_answers"}
-    schema = result["data_schema"].schema
-    device = next(key for key in schema if str(key) == CONF_DEVICE)
-    assert device.default() == silent  # the address typed is kept
-    advanced = next(key for key in schema if str(key) == CONF_ADVANCED)
-    inner = {str(k): k.default() for k in schema[advanced].schema.schema}
-    assert inner[CONF_POLL_MODE] == "relay"
-    log = caplog.text
-    assert "Detection on" in log
-    assert "PACE 0x25 C1H to ADR 1: no answer" in log
-    assert "Seplos V3 fc 04 0x1700 unit 1: no answer" in log
-    # The same form, now filled right, goes on.
-    async with Simulator(packs=1, seed=4) as sim:
-        with _routed(sim.url, 9600, silent):
-            result = await hass.config_entries.flow.async_configure(
-                result["flow_id"], _form(sim.url)
-            )
-            result = await _after_progress(hass, result)
-    assert result["step_id"] == "confirm"
-    assert result["errors"] is None
+        assert result["type"] is FlowResultType.FORM
+        assert result["step_id"] == "network"
+        assert result["errors"] == {"base": "nothing_answers"}
+        schema = result["data_schema"].schema
+        device = next(key for key in schema if str(key) == CONF_DEVICE)
+        assert device.default() == silent  # the address typed is kept
+        advanced = next(key for key in schema if str(key) == CONF_ADVANCED)
+        inner = {str(k): k.default() for k in schema[advanced].schema.schema}
+        assert inner[CONF_POLL_MODE] == "relay"
+        log = caplog.text
+        assert "Detection on" in log
+        assert "PACE 0x25 C1H to ADR 1: no answer" in log
+        assert "Seplos V3 fc 04 0x1700 unit 1: no answer" in log
+        # The same form, now filled right, goes on.
+        async with Simulator(packs=1, seed=4) as sim:
+            with _routed(sim.url, 9600, silent):
+                result = await hass.config_entries.flow.async_configure(
+                    result["flow_id"], _form(sim.url)
+                )
+                result = await _after_progress(hass, result)
+        assert result["step_id"] == "confirm"
+        assert result["errors"] is None
 
 
 async def test_the_budget_bounds_a_silent_bus(hass: HomeAssistant, socket_enabled: None) -> None:
@@ -331,8 +339,67 @@ async def test_something_that_is_no_battery(hass: HomeAssistant, socket_enabled:
     assert result["errors"] == {"base": "unrecognised_device"}
 
 
-async def test_another_master_on_the_bus(hass: HomeAssistant, socket_enabled: None) -> None:
-    """Detection stopped because another master polls the bus: bus_mastered."""
+@contextlib.asynccontextmanager
+async def _inverter() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A bus an inverter masters: its 42H request to ADR 1 every 10 ms; what it gets is kept."""
+    heard: list[bytes] = []
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def listen(reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(4096):
+            heard.append(data)
+
+    async def poll(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        listener = asyncio.create_task(listen(reader))
+        tasks.add(listener)
+        try:
+            while not writer.is_closing():
+                writer.write(b"~20014642E00201FD35\r")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(poll, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"socket://{host}:{port}", heard
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_another_master_on_the_bus(
+    hass: HomeAssistant, socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An inverter polls the bus: detection hears it while listening, sends nothing, and the
+    form says bus_mastered."""
+    caplog.set_level(logging.DEBUG, logger=DOMAIN_MODULE)
+    async with _inverter() as (url, heard), _silent_peer() as silent:
+        with _routed(url, 9600, silent) as calls:
+            result = await _network(hass)
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], _form(url.removeprefix("socket://"))
+            )
+            # With the address as it is used.
+            assert result["description_placeholders"] == {"device": url}
+            result = await _after_progress(hass, result)
+    assert result["errors"] == {"base": "bus_mastered"}
+    assert calls.opened == [(9600, "ascii")]  # it stopped at the first listening window
+    assert heard == []  # not one byte sent
+    assert "frames nobody here asked for" in caplog.text
+
+
+async def test_a_search_that_ends_at_once(hass: HomeAssistant, socket_enabled: None) -> None:
+    """Detection that fails before it awaits anything: the progress step is still shown first."""
 
     async def mastered(url: str, **kwargs: Any) -> Detection:
         raise BusMasteredError("another master polls", ["9600 ascii: listening: 3 frames"])
@@ -342,7 +409,6 @@ async def test_another_master_on_the_bus(hass: HomeAssistant, socket_enabled: No
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], _form("10.0.0.9:8899")
         )
-        # Shown even though the search ended at once; with the address as it is used.
         assert result["description_placeholders"] == {"device": "socket://10.0.0.9:8899"}
         result = await _after_progress(hass, result)
     assert result["errors"] == {"base": "bus_mastered"}
@@ -434,7 +500,7 @@ async def test_one_choice_narrows_detection(
                 result["flow_id"], _form(sim.url, dialect, baudrate)
             )
             result = await _after_progress(hass, result)
-    assert calls.kwargs == [{**asked, "budget": DETECT_BUDGET}]
+    assert calls.kwargs == [{**asked, "budget": DETECT_BUDGET, "listen": DETECT_LISTEN}]
     assert {rate for rate, _ in calls.opened} <= ({19200} if baudrate != DETECT else {9600, 19200})
     assert result["step_id"] == "confirm"
     assert result["description_placeholders"]["baudrate"] == "19200"
