@@ -61,6 +61,9 @@ MISSED_REFRESHES_UNAVAILABLE: Final = 3
 """A pack (or the whole stack) turns unavailable after this many refreshes without a reply."""
 REDISCOVERY_INTERVAL: Final = timedelta(minutes=10)
 """How often the stack is asked again how many packs it has (a pack added later)."""
+DIALECT_CHECK_INTERVAL: Final = timedelta(hours=1)
+"""A stack silent for :data:`MISSED_REFRESHES_UNAVAILABLE` refreshes is probed read-only in
+every dialect (a firmware update or a changed protocol setting) at most this often."""
 IDLE_CURRENT: Final = 0.2
 """Below this current (A, either way) a pack counts as standing by, not (dis)charging."""
 ALARM_CLEAR_HOLD: Final = timedelta(minutes=2)

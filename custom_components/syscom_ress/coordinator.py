@@ -38,6 +38,7 @@ from .const import (
     DEFAULT_MASTER,
     DEFAULT_POLL_MODE,
     DEFAULT_SCAN_INTERVAL,
+    DIALECT_CHECK_INTERVAL,
     DOMAIN,
     LOGGER,
     MANUFACTURER,
@@ -51,6 +52,7 @@ from .control import StackControl
 from .history_cache import StackHistory
 from .ress_bms.analog import PackAnalog
 from .ress_bms.client import PackInfo, PollMode, StackClient, StackInfo, StackSample
+from .ress_bms.detect import Detection, detect
 from .ress_bms.dialect_client import dialect_info, make_client
 from .ress_bms.errors import (
     BmsError,
@@ -298,6 +300,9 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
         self._refresh_listeners: list[Callable[[], None]] = []
         self.history = StackHistory(self)
         """The BMS history log of each pack, cached and filled between refreshes."""
+        self.found_dialect: Detection | None = None
+        """Another dialect or baud rate the silent stack answers in (a repair offers it)."""
+        self._dialect_checked_at: float | None = None
 
     @property
     def link(self) -> Link[Any]:
@@ -507,12 +512,45 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
                 )
         if answered:
             self._silent = 0
+            self.found_dialect = None
         else:
             self._silent += 1
+            if self._silent >= MISSED_REFRESHES_UNAVAILABLE:
+                await self._check_dialect()
             if self.data is None or self._silent >= MISSED_REFRESHES_UNAVAILABLE:
                 raise self._silent_error(sample)
         self._quality.append((self.link.stats.exchanges, self.link.stats.replies))
         return self._snapshot()
+
+    async def _check_dialect(self) -> None:
+        """The stack is silent: check whether it answers in another dialect or baud rate.
+
+        A firmware update or a changed protocol setting does that. Read-only probes (the
+        config flow's detection) on the entry's connection, at most once per
+        :data:`DIALECT_CHECK_INTERVAL`; the link is closed meanwhile (a serial port opens once).
+        """
+        now = time.monotonic()
+        checked = self._dialect_checked_at
+        if checked is not None and now - checked < DIALECT_CHECK_INTERVAL.total_seconds():
+            return
+        self._dialect_checked_at = now
+        await self.link.close()
+        try:
+            found = await detect(self.link.url)
+        except BmsError as err:
+            LOGGER.debug("%s answers in no dialect either: %s", self.link.url, err)
+            return
+        if (found.dialect, found.baudrate) == (self.client.dialect.name, self.link.baudrate):
+            return
+        LOGGER.warning(
+            "%s is silent in %s at %s baud but answers in %s at %s baud",
+            self.link.url,
+            self.client.dialect.title,
+            self.link.baudrate,
+            found.title,
+            found.baudrate,
+        )
+        self.found_dialect = found
 
     def _silent_error(self, sample: StackSample) -> UpdateFailed:
         """Nothing answered. No ``retry_after``: the bus is asked again at the next interval."""

@@ -12,23 +12,28 @@ A :class:`StackWatcher` per stack checks the link's counters every minute and af
   other differences), or replies with another VER than 0x25;
 * ``pack_offline``: some packs answer and others have stopped (their entities are
   unavailable): the stack's totals (state of charge, capacities, stored energy, power) count the
-  packs that answer only, so the owner is told that the stack looks smaller than it is.
+  packs that answer only, so the owner is told that the stack looks smaller than it is;
+* ``dialect_changed``: the stack is silent in its stored dialect but answers in another one, or
+  at another baud rate (a firmware update, a changed protocol setting): the coordinator's
+  read-only check found it (``StackCoordinator.found_dialect``).
 
-None of them can be fixed from Home Assistant, so they carry no fix flow; each one is removed as
-soon as its cause is gone, and all of them when the entry unloads.
+Only ``dialect_changed`` can be fixed from Home Assistant: its fix flow stores what answers and
+reloads the entry. Each issue is removed as soon as its cause is gone, and all of them when the
+entry unloads.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
+from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import CONF_BAUDRATE, CONF_DIALECT, DOMAIN
 from .coordinator import StackCoordinator
 from .ress_bms.analog import EXTENSION_LENGTHS_SEEN
 from .ress_bms.frame import VER_PACE
@@ -45,11 +50,13 @@ ISSUE_LINK_SILENT: Final = "link_silent"
 ISSUE_SECOND_MASTER: Final = "second_master"
 ISSUE_FIRMWARE_DIALECT: Final = "firmware_dialect"
 ISSUE_PACK_OFFLINE: Final = "pack_offline"
+ISSUE_DIALECT_CHANGED: Final = "dialect_changed"
 ISSUES: Final = (
     ISSUE_LINK_SILENT,
     ISSUE_SECOND_MASTER,
     ISSUE_FIRMWARE_DIALECT,
     ISSUE_PACK_OFFLINE,
+    ISSUE_DIALECT_CHANGED,
 )
 
 
@@ -112,8 +119,12 @@ class StackWatcher:
         self._check_second_master(now)
         self._check_dialect(now)
         self._check_packs_offline()
+        self._check_found_dialect()
 
-    def _set(self, kind: str, active: bool, **placeholders: str) -> None:
+    def _set(
+        self, kind: str, active: bool, fix: dict[str, Any] | None = None, **placeholders: str
+    ) -> None:
+        """Raise (with ``fix``: the fix flow's data) or clear one kind of issue."""
         ident = issue_id(kind, self._entry_id)
         if not active:
             ir.async_delete_issue(self.hass, DOMAIN, ident)
@@ -122,7 +133,8 @@ class StackWatcher:
             self.hass,
             DOMAIN,
             ident,
-            is_fixable=False,
+            is_fixable=fix is not None,
+            data=fix,
             severity=ir.IssueSeverity.ERROR
             if kind == ISSUE_LINK_SILENT
             else ir.IssueSeverity.WARNING,
@@ -198,6 +210,71 @@ class StackWatcher:
             online=str(len(online)),
             total=str(len(packs)),
         )
+
+    def _check_found_dialect(self) -> None:
+        """The silent stack answers in another dialect or at another baud rate."""
+        found = self.coordinator.found_dialect
+        client, link = self.coordinator.client, self.coordinator.link
+        if found is None:
+            self._set(ISSUE_DIALECT_CHANGED, False)
+            return
+        self._set(
+            ISSUE_DIALECT_CHANGED,
+            True,
+            fix={
+                "entry_id": self._entry_id,
+                CONF_DIALECT: found.dialect,
+                CONF_BAUDRATE: found.baudrate,
+            },
+            stored=client.dialect.title,
+            stored_baud=str(link.baudrate),
+            found=found.title,
+            baud=str(found.baudrate),
+            model=found.model or "-",
+        )
+
+
+class DialectFixFlow(RepairsFlow):
+    """Store the dialect and baud rate the stack answers in, then reload the entry."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._entry_id = str(data["entry_id"])
+        self._dialect = str(data[CONF_DIALECT])
+        self._baudrate = int(data[CONF_BAUDRATE])
+
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        """The only step: confirm."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Show what answers; on confirmation store it and reload."""
+        entry = self.hass.config_entries.async_get_entry(self._entry_id)
+        if entry is None:
+            return self.async_abort(reason="entry_removed")
+        if user_input is not None:
+            self.hass.config_entries.async_update_entry(
+                entry,
+                data={**entry.data, CONF_DIALECT: self._dialect, CONF_BAUDRATE: self._baudrate},
+            )
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+            return self.async_create_entry(data={})
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        return self.async_show_form(
+            step_id="confirm",
+            description_placeholders=dict(issue.translation_placeholders or {})
+            if issue is not None
+            else None,
+        )
+
+
+async def async_create_fix_flow(
+    hass: HomeAssistant, issue_id: str, data: dict[str, Any] | None
+) -> RepairsFlow:
+    """The fix flow of a fixable issue (only ``dialect_changed`` is)."""
+    assert data is not None, issue_id
+    return DialectFixFlow(data)
 
 
 @callback

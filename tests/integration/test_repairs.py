@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.syscom_ress import repairs
-from custom_components.syscom_ress.const import DOMAIN
+from custom_components.syscom_ress import coordinator as coordinator_module, repairs
+from custom_components.syscom_ress.const import (
+    CONF_DIALECT,
+    DOMAIN,
+    MISSED_REFRESHES_UNAVAILABLE,
+)
 from custom_components.syscom_ress.repairs import issue_id
 from custom_components.syscom_ress.ress_bms.commands import Command, encode_request
 from custom_components.syscom_ress.ress_bms.frame import Frame, decode_frame, encode_frame
@@ -252,3 +258,68 @@ async def test_no_pack_offline_issue_when_all_are_silent(
         await coordinator.async_refresh()
         await hass.async_block_till_done()
     assert _issue(hass, "pack_offline", loaded_entry) is None
+
+
+async def test_a_stack_that_answers_in_another_dialect_is_offered_the_switch(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry, clock: list[timedelta]
+) -> None:
+    """Silent in its stored dialect, answering in another: a fixable issue that switches it."""
+    coordinator = loaded_entry.runtime_data
+    sim.speak("seplos")  # a firmware update, or the protocol switched in the vendor's tool
+    for _ in range(MISSED_REFRESHES_UNAVAILABLE):
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+    await _later(hass, clock, 1)
+    issue = _issue(hass, "dialect_changed", loaded_entry)
+    assert issue is not None and issue.is_fixable
+    placeholders = issue.translation_placeholders or {}
+    assert (placeholders["stored"], placeholders["found"]) == (
+        "PACE VER 0x25",
+        "Seplos V2.0 (VER 0x20)",
+    )
+    assert placeholders["baud"] == "9600"
+
+    assert await async_setup_component(hass, "repairs", {})
+    manager = hass.data["repairs"]["flow_manager"]
+    flow = await manager.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+    assert flow["step_id"] == "confirm"
+    assert flow["description_placeholders"]["found"] == "Seplos V2.0 (VER 0x20)"
+    done = await manager.async_configure(flow["flow_id"], {})
+    assert done["type"] == "create_entry"
+    await hass.async_block_till_done()
+    assert loaded_entry.data[CONF_DIALECT] == "seplos"
+    assert loaded_entry.runtime_data is not coordinator  # reloaded
+    assert loaded_entry.runtime_data.client.dialect.name == "seplos"
+    assert _issue(hass, "dialect_changed", loaded_entry) is None
+    voltage = hass.states.get("sensor.ress_battery_pack_1_voltage")
+    assert voltage is not None and voltage.state != "unavailable"
+
+
+async def test_a_stack_silent_in_every_dialect_raises_no_dialect_issue(
+    hass: HomeAssistant,
+    sim: Simulator,
+    loaded_entry: MockConfigEntry,
+    clock: list[timedelta],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing answers in any dialect either: no dialect issue (link_silent tells of it), and
+    the probing is not repeated at every silent refresh."""
+    coordinator = loaded_entry.runtime_data
+    probes: list[str] = []
+    real_detect = coordinator_module.detect
+
+    async def counted(url: str, **kwargs: Any) -> Any:
+        probes.append(url)
+        return await real_detect(url, **kwargs)
+
+    monkeypatch.setattr(coordinator_module, "detect", counted)
+    for address in (1, 2, 3):
+        sim.set_offline(address)
+    for _ in range(MISSED_REFRESHES_UNAVAILABLE + 2):
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+    await _later(hass, clock, 1)
+    assert probes == [sim.url]
+    assert coordinator.found_dialect is None
+    assert _issue(hass, "dialect_changed", loaded_entry) is None
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)

@@ -175,6 +175,13 @@ class Simulator:
         """Release a held or latched protection (every one when ``name`` is None)."""
         self.pack(address).bms.clear_bit(name)
 
+    def speak(self, dialect: str) -> None:
+        """Answer in ``dialect`` from now on, as after a firmware update or a protocol switch.
+
+        Connections opened before keep cutting frames as before; a new one cuts the new way.
+        """
+        self.responder = responder(dialect)
+
     def set_offline(self, address: int, offline: bool = True) -> None:
         """Make a pack unreachable: silent when addressed, zero-filled in the master's replies."""
         self.pack(address).online = not offline
