@@ -42,7 +42,7 @@ def status_block(address: int) -> PackStatus:
 
 async def test_ver_error_means_another_protocol_version() -> None:
     async with peer(lambda f: reply(f, rtn=0x01)) as p, Link(p.url, timeout=0.1) as link:
-        with pytest.raises(UnsupportedProtocolError, match="not supported yet"):
+        with pytest.raises(UnsupportedProtocolError, match="not in PACE VER 0x25"):
             await StackClient(link).discover()
 
 

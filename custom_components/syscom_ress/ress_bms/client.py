@@ -710,8 +710,8 @@ class StackClient:
 
 
 _VER20_MESSAGE: Final = (
-    "the battery answers the VER 0x20 protocol (Seplos / Pylontech / EG4 family), which is "
-    "not supported yet; only PACE VER 0x25 is"
+    "the battery answers in the VER 0x20 protocol family (Seplos / Pylontech / EG4), not in "
+    "PACE VER 0x25: choose that dialect, or let detection find it (ress-bms scan --detect)"
 )
 
 
