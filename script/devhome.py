@@ -52,6 +52,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ress_bms.dialects import DIALECTS
+
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION_DIR = ROOT / "custom_components" / "syscom_ress"
 DOMAIN = "syscom_ress"
@@ -547,6 +549,7 @@ class DevHome:
         speed: float = 60.0,
         seed: int = 1,
         poll_mode: str = "auto",
+        dialect: str = "pace",
         control: bool = False,
         log: Log = _say,
     ) -> None:
@@ -561,6 +564,8 @@ class DevHome:
         self.seed = seed
         self.poll_mode = poll_mode
         """The config flow's advanced "poll mode" (auto, broadcast, relay, direct)."""
+        self.dialect = dialect
+        """What the simulated stack speaks (``ress-bms simulate --dialect``), chosen in the flow."""
         self.simulator_args: list[str] = []
         """More ``ress-bms simulate`` flags (``--start``, ``--step``: bench/ha_cost.py)."""
         self.control = control
@@ -735,6 +740,7 @@ class DevHome:
             [
                 sys.executable,
                 *f"-m ress_bms simulate --packs {self.packs} --profile {self.profile}".split(),
+                *f"--dialect {self.dialect}".split(),
                 *f"--speed {self.speed} --seed {self.seed}".split(),
                 *(
                     ["--control", str(self.control_port)]
@@ -943,8 +949,9 @@ class DevHome:
             {
                 "device": self.sim_url,
                 "advanced": {
-                    "dialect": "pace",  # chosen: no detection, the confirm step comes at once
-                    "baudrate": "9600",
+                    # chosen: no detection, the confirm step comes at once
+                    "dialect": self.dialect,
+                    "baudrate": str(DIALECTS[self.dialect].baudrates[0]),
                     "poll_mode": self.poll_mode,
                     "master_address": 1,
                     "timeout": 1.0,
@@ -1063,6 +1070,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="solar-day", help="simulator profile (solar-day)")
     parser.add_argument("--speed", type=float, default=60.0, help="simulated time factor (60)")
     parser.add_argument(
+        "--dialect",
+        default="pace",
+        choices=tuple(DIALECTS),
+        help="what the stack speaks (pace); after changing it, start with --fresh",
+    )
+    parser.add_argument(
         "--fresh", action="store_true", help="delete .develop/ first (new user, new entry)"
     )
     return parser.parse_args(argv)
@@ -1082,6 +1095,7 @@ def develop_home(args: argparse.Namespace, state_dir: Path) -> DevHome:
         packs=args.packs,
         profile=args.profile,
         speed=args.speed,
+        dialect=args.dialect,
         control=True,
     )
     start = datetime.now().replace(hour=DEMO_START_HOUR, minute=30, second=0, microsecond=0)

@@ -27,9 +27,8 @@ import devhome
 pytestmark = pytest.mark.usefixtures("socket_enabled")  # ports are chosen on 127.0.0.1
 
 
-def _home(tmp_path: Path) -> devhome.DevHome:
-    args = argparse.Namespace(host="127.0.0.1", port=None, packs=3, profile="solar-day", speed=60)
-    return devhome.develop_home(args, tmp_path)
+def _home(tmp_path: Path, *argv: str) -> devhome.DevHome:
+    return devhome.develop_home(devhome._parse(list(argv)), tmp_path)
 
 
 def _simulator_command(home: devhome.DevHome, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -71,6 +70,18 @@ def test_the_demo_starts_late_morning_half_full_with_its_control(
     again = _home(tmp_path)  # the next start keeps the port (the banner's recipes stay valid)
     again._choose_ports()
     assert again.control_port == home.control_port
+
+
+def test_the_demo_speaks_the_dialect_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``script/develop --dialect seplos_v3``: the simulator speaks it; PACE by default."""
+    assert _parsed(_simulator_command(_home(tmp_path), monkeypatch)).dialect == "pace"
+    home = _home(tmp_path, "--dialect", "seplos_v3")
+    assert home.dialect == "seplos_v3"
+    assert _parsed(_simulator_command(home, monkeypatch)).dialect == "seplos_v3"
+    with pytest.raises(SystemExit):
+        devhome._parse(["--dialect", "nope"])
 
 
 def test_other_dev_homes_have_no_control_socket(
