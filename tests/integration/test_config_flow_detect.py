@@ -640,13 +640,22 @@ def test_protocol_and_baud_rate_labels() -> None:
 # -- end to end, another dialect -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("dialect", "baudrate"), [("seplos", 9600), ("seplos_v3", 19200)])
+@pytest.mark.parametrize(
+    ("dialect", "baudrate"),
+    [
+        ("seplos", 9600),
+        ("pylontech", 9600),
+        ("eg4", 9600),
+        ("pace_modbus", 9600),
+        ("seplos_v3", 19200),
+    ],
+)
 async def test_a_non_pace_stack_set_up_end_to_end(
     hass: HomeAssistant, socket_enabled: None, dialect: str, baudrate: int
 ) -> None:
-    """A Seplos V2 (VER 0x20) and a Seplos V3 (Modbus) stack from cold: detection finds it,
-    the dialect's client discovers its packs, the entry is created in that dialect and loads;
-    its packs read the simulator's values."""
+    """Every dialect with a reader, from cold: detection finds it, the dialect's client
+    discovers its packs, the entry is created in that dialect and loads; its packs read the
+    simulator's values."""
     async with Simulator(packs=2, seed=8, dialect=dialect) as sim, _silent_peer() as silent:
         with _routed(sim.url, baudrate, silent):
             result = await _network(hass)
