@@ -22,6 +22,7 @@ from ress_bms.errors import BmsTimeoutError, UnsupportedCapabilityError
 from ress_bms.link import Link
 from ress_bms.simulator import Simulator
 from ress_bms.status import BITS_BY_KEY
+from tests.conftest import REPO_ROOT
 
 from .test_simulator_dialects import PACKS, check_analog, drive
 
@@ -165,3 +166,19 @@ def test_make_client_asks_the_dialect() -> None:
     assert isinstance(make_client(link, "eg4"), DialectClient)
     with pytest.raises(ValueError, match="no dialect 'nope'"):
         make_client(link, "nope")
+
+
+def test_the_supported_batteries_table_lists_every_dialect_and_what_it_offers() -> None:
+    """docs/batteries.md: one row per dialect; "yes" under thresholds only where writes are."""
+    rows = {
+        line.split("(`", 1)[1].split("`)", 1)[0]: line
+        for line in (REPO_ROOT / "docs" / "batteries.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and "(`" in line
+    }
+    assert set(rows) == set(DIALECTS)
+    link = Link("socket://127.0.0.1:1")
+    for name, row in rows.items():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        offered = make_client(link, name).can(Capability.PARAMETERS_WRITE)
+        assert cells[4].startswith("yes") is offered, name
+        assert cells[3].startswith("yes"), name  # values and alarms everywhere
