@@ -182,3 +182,38 @@ def test_the_supported_batteries_table_lists_every_dialect_and_what_it_offers() 
         offered = make_client(link, name).can(Capability.PARAMETERS_WRITE)
         assert cells[4].startswith("yes") is offered, name
         assert cells[3].startswith("yes"), name  # values and alarms everywhere
+
+
+@pytest.mark.parametrize("dialect", sorted(READERS))
+async def test_late_replies_never_give_one_pack_anothers_values(dialect: str) -> None:
+    """Replies held back past the timeout, in every dialect: a pack shows its own values or
+    none (the link drops what a request that timed out is owed)."""
+    socs = {1: 20.0, 2: 55.0, 3: 90.0}  # far apart: one pack's values never pass for another's
+    async with Simulator(3, seed=11, dialect=dialect) as sim:
+        for number, soc in socs.items():
+            sim.pack(number).physics.soc = soc
+        link = Link(sim.url, framing=DIALECTS[dialect].framing, timeout=0.1, drain=0.02, retries=0)
+        stack = make_client(link, dialect)
+        try:
+            await stack.discover()
+            sim.faults.set(late=0.3, late_delay=0.16)  # after the timeout, within the next read
+            wrong, online = [], 0
+            for _ in range(20):
+                sample = await stack.poll()
+                for number, got in sample.packs.items():
+                    if not got.online or got.analog is None:
+                        continue
+                    online += 1
+                    truth = sim.pack(number).analog()
+                    if (
+                        got.analog.cell_voltages != truth.cell_voltages
+                        or abs(got.analog.soc - socs[number]) > 1
+                    ):
+                        wrong.append(f"pack {number}: {got.analog.soc} % {got.analog.voltage} V")
+        finally:
+            await link.close()
+    assert wrong == []
+    assert sim.faults.injected["late"] >= 5
+    assert online > 0
+    stats = link.stats  # and the late replies were dropped (a Modbus one as bytes of no frame)
+    assert stats.late_replies + stats.stale_frames + stats.noise_bytes > 0
