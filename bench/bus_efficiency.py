@@ -84,6 +84,8 @@ class Run:
     measured: float
     baseline: float | None = None
     baseline_minimum: float | None = None
+    trouble: int = 0
+    """Timeouts, retries and drains during the timed refreshes (0 in a fair run)."""
 
     @property
     def ratio(self) -> float:
@@ -133,6 +135,7 @@ async def measure(dialect: str, packs: int, mode: str, repeat: int, baud: int,
             await client.poll()  # warm up: connection, first decode
             line = real_line(sim, baud, turnaround)
             recorder.recording = True
+            before = _trouble(link)
             durations = []
             for _ in range(repeat):
                 started = time.perf_counter()
@@ -143,6 +146,7 @@ async def measure(dialect: str, packs: int, mode: str, repeat: int, baud: int,
                         f"{dialect}, {packs} packs, {mode}: only {len(sample.online)} answered"
                     )
             recorder.recording = False
+            trouble = _trouble(link) - before
             traffic = line.traffic
         characters = recorder.tx + recorder.rx
         if characters != traffic.characters_in + traffic.characters_out:
@@ -152,7 +156,7 @@ async def measure(dialect: str, packs: int, mode: str, repeat: int, baud: int,
         )
         minimum = seconds / repeat
         run = Run(dialect, baud, packs, mode, traffic.replies // repeat, characters // repeat,
-                  minimum, statistics.median(durations))  # fmt: skip
+                  minimum, statistics.median(durations), trouble=trouble)  # fmt: skip
         if not pace:
             return run
         frames = recorder.frames[: len(recorder.frames) // repeat]
@@ -160,7 +164,12 @@ async def measure(dialect: str, packs: int, mode: str, repeat: int, baud: int,
         baseline = await baseline_poll(sim, frames)
         baseline_minimum = line.traffic.minimum_seconds(baud, turnaround)
     return Run(run.dialect, baud, packs, mode, run.exchanges, run.characters, run.minimum,
-               run.measured, baseline, baseline_minimum)  # fmt: skip
+               run.measured, baseline, baseline_minimum, trouble)  # fmt: skip
+
+
+def _trouble(link: Link[Any]) -> int:
+    stats = link.stats
+    return stats.timeouts + stats.retries + stats.drains
 
 
 async def baseline_poll(sim: Simulator, frames: list[bytes]) -> float:
@@ -246,6 +255,8 @@ async def main(argv: list[str] | None = None) -> int:
         )
         if run.baseline is not None:
             progress += f"; baseline {run.baseline:.3f} s (ratio {run.baseline_ratio:.3f})"
+        if run.trouble:
+            progress += f"; {run.trouble} timeouts, retries or drains: not a fair run"
         print(progress, file=sys.stderr)
         runs.append(run)
     print(table(runs, turnaround))
