@@ -36,7 +36,6 @@ from homeassistant.util import dt as dt_util
 from .const import CONF_BAUDRATE, CONF_DIALECT, DOMAIN
 from .coordinator import StackCoordinator
 from .ress_bms.analog import EXTENSION_LENGTHS_SEEN
-from .ress_bms.frame import VER_PACE
 
 SILENT_AFTER: Final = timedelta(minutes=10)
 SECOND_MASTER_CLEAR: Final = timedelta(minutes=10)
@@ -188,13 +187,16 @@ class StackWatcher:
             self._lchksum, self._lchksum_seen = stats.lchksum_errors, now
         if self._lchksum_seen is not None and now - self._lchksum_seen < DIALECT_CLEAR:
             findings.append(f"{stats.lchksum_errors} replies with a wrong LCHKSUM")
+        expected = self.coordinator.client.dialect.version
         for command, (_request, reply) in sorted(stats.last_frames.items()):
             try:
                 ver = int(reply[1:3], 16)
             except ValueError:
                 continue
-            if ver != VER_PACE:
-                findings.append(f"the reply to {command:02X}H carries VER {ver:02X}H, not 25H")
+            if expected is not None and ver != expected:
+                findings.append(
+                    f"the reply to {command:02X}H carries VER {ver:02X}H, not {expected:02X}H"
+                )
         self._set(ISSUE_FIRMWARE_DIALECT, bool(findings), details="; ".join(findings))
 
     def _check_packs_offline(self) -> None:

@@ -15,7 +15,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -162,4 +162,17 @@ async def test_diagnostics_name_the_dialect_and_keep_serials_out(
             for serial in (sim.pack(n).bms_serial, sim.pack(n).pack_serial):
                 assert serial not in text
                 assert serial.encode().hex(" ") not in text
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("dialect", sorted(READERS))
+async def test_a_healthy_stack_raises_no_repair_issue(hass: HomeAssistant, dialect: str) -> None:
+    """Frames of its own dialect (VER 0x20, Modbus RTU) are no sign of an unknown firmware."""
+    async with Simulator(2, seed=9, dialect=dialect) as sim:
+        entry = await _set_up(hass, sim, dialect)
+        for _ in range(2):
+            sim.advance(30)
+            await refresh(hass, entry.runtime_data)
+        issues = [i.issue_id for i in ir.async_get(hass).issues.values() if i.domain == DOMAIN]
+        assert issues == []
         assert await hass.config_entries.async_unload(entry.entry_id)

@@ -77,6 +77,8 @@ class DialectInfo:
     """Batteries known to speak it (docs' supported-batteries table)."""
     reasons: Mapping[Capability, str] = field(default_factory=dict)
     """Why a capability is missing (read-only where no document defines the write)."""
+    version: int | None = None
+    """The VER byte of its ASCII frames (0x25, 0x20); ``None`` for Modbus RTU."""
 
     def can(self, capability: Capability) -> bool:
         """Whether this dialect does ``capability``."""

@@ -39,6 +39,7 @@ from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Ask, Capability, DialectInfo, Field, Identity, MultiPack, Reading, reading
 from .ver20 import (
+    VER,
     Own,
     Reply,
     Ver20Status,
@@ -81,6 +82,7 @@ INFO: Final = DialectInfo(
         Capability.CLOCK: "4DH reads the clock (decode_clock), but setting it (4EH) is a write,"
         " and this module sends none",
     },
+    version=VER,
 )
 """9600 8N1 ([EG4] 1.1); ADR 1..15 from the DIP switch, each pack at its own address."""
 

@@ -27,4 +27,5 @@ INFO: Final = DialectInfo(
     capabilities=frozenset(Capability),
     multipack=MultiPack.MASTER_RELAY,
     brands=("Syscom RESS (most likely)", "Jakiper", "Easun", "PACE-BMS rack batteries"),
+    version=VER,
 )

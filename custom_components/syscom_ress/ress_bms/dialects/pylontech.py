@@ -55,6 +55,7 @@ from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Ask, Capability, DialectInfo, Field, Identity, MultiPack, Reading, reading
 from .ver20 import (
+    VER,
     ManufacturerInfo,
     Own,
     Reply,
@@ -120,6 +121,7 @@ INFO: Final = DialectInfo(
         Capability.HISTORY: "no history command",
         Capability.CLOCK: "no time command",
     },
+    version=VER,
 )
 """115200 8N1 is the document's default, 9600 with DIP 1 up ([PYLON-3.3] 2.4); the probe
 sequence tries 9600 first, with the other 9600 dialects (dialects.md 7.2 steps 1 and 4)."""

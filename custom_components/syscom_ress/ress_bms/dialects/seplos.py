@@ -41,6 +41,7 @@ from ..errors import DecodeError
 from ..framing import ASCII
 from .base import Ask, Capability, DialectInfo, Field, Identity, MultiPack, Reading, reading
 from .ver20 import (
+    VER,
     ManufacturerInfo,
     Own,
     Reply,
@@ -81,6 +82,7 @@ INFO: Final = DialectInfo(
         Capability.HISTORY: "4BH has no published layout",
         Capability.CLOCK: "4DH/4EH have no published layout",
     },
+    version=VER,
 )
 """9600 8N1 by default, sometimes 19200 ([SEPLOS-V2] 1.1; dialects.md 0, 7.2 step 3)."""
 
