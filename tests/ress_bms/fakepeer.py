@@ -1,4 +1,9 @@
-"""A scripted TCP peer on 127.0.0.1 for link tests: it answers each request as told."""
+"""Scripted TCP peers on 127.0.0.1 for link tests: they answer each request as told.
+
+:class:`FakePeer` reads PACE ``~...CR`` frames (decoded); :class:`BusPeer` reads the raw
+requests of any dialect, ASCII ``~...CR`` or 8-byte Modbus RTU, for the tests that speak more
+than one framing (detection) or Modbus (:func:`rtu` hands its script decoded reads).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,14 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from ress_bms.frame import Frame, FrameExtractor, decode_frame
+from ress_bms.modbus import ReadRequest, decode_request
 
 type Script = Callable[[Frame, asyncio.StreamWriter], Awaitable[None]]
+type RawScript = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
+type ModbusScript = Callable[[ReadRequest, asyncio.StreamWriter], Awaitable[None]]
+type Answer = Callable[[bytes], bytes | None]
+
+MODBUS_REQUEST_BYTES = 8
 
 
 class FakePeer:
@@ -71,3 +82,91 @@ class FakePeer:
 def reply(frame: Frame, info: bytes = b"", rtn: int = 0, adr: int | None = None) -> bytes:
     """The reply a BMS would send to ``frame``."""
     return Frame(frame.ver, frame.adr if adr is None else adr, frame.cid1, rtn, info).encode()
+
+
+class BusPeer:
+    """A gateway with one device behind it: raw requests in, ``script`` run for each.
+
+    A request is ``~`` to CR (ASCII framing) or, starting with anything else, 8 bytes (a
+    Modbus RTU read). ``requests`` holds them in order; pass ``log`` to share one list
+    between peers (the requests a whole test sent, whichever peer got them).
+    """
+
+    def __init__(self, script: RawScript, log: list[bytes] | None = None) -> None:
+        self.script = script
+        self.requests: list[bytes] = [] if log is None else log
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"socket://{host}:{port}"
+
+    async def __aenter__(self) -> BusPeer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        buffer = bytearray()
+        try:
+            while data := await reader.read(4096):
+                buffer += data
+                while raw := _next_request(buffer):
+                    self.requests.append(raw)
+                    await self.script(raw, writer)
+        except ConnectionError, asyncio.CancelledError:
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+
+def _next_request(buffer: bytearray) -> bytes | None:
+    """Cut the first complete request out of ``buffer`` (``None``: none yet)."""
+    if buffer[:1] == b"~":
+        end = buffer.find(b"\r")
+        if end < 0:
+            return None
+        size = end + 1
+    elif len(buffer) >= MODBUS_REQUEST_BYTES:
+        size = MODBUS_REQUEST_BYTES
+    else:
+        return None
+    raw = bytes(buffer[:size])
+    del buffer[:size]
+    return raw
+
+
+def answering(answer: Answer) -> RawScript:
+    """A script that writes what ``answer`` returns for each request (nothing for ``None``)."""
+
+    async def script(raw: bytes, writer: asyncio.StreamWriter) -> None:
+        out = answer(raw)
+        if out:
+            writer.write(out)
+            await writer.drain()
+
+    return script
+
+
+def rtu(script: ModbusScript) -> RawScript:
+    """A script of Modbus reads: ``script`` gets each request decoded."""
+
+    async def run(raw: bytes, writer: asyncio.StreamWriter) -> None:
+        await script(decode_request(raw), writer)
+
+    return run

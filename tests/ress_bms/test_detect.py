@@ -10,7 +10,7 @@ Waits are scaled down (``wait_scale``); no test bounds the wall-clock time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,7 @@ from ress_bms.link import Link
 from ress_bms.modbus import READ_INPUT, decode_request, with_crc
 from ress_bms.simulator import Simulator
 
+from .fakepeer import Answer, BusPeer, answering
 from .test_dialect_eg4 import _status_info as eg4_status_info
 from .test_dialect_pylontech import _status_block as pylontech_status_block
 from .test_dialect_seplos import _status_info as seplos_status_info
@@ -46,8 +47,6 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 SCALE = 0.02
 """The documented waits times this: 1 s -> 20 ms, EG4's 2 s -> 40 ms."""
-
-type Answer = Callable[[bytes], bytes | None]
 
 
 def response(command_prefix: str) -> bytes:
@@ -68,65 +67,6 @@ def words(*values: int) -> bytes:
 
 def text_registers(value: str, count: int) -> bytes:
     return value.encode().ljust(2 * count, b"\x00")
-
-
-class BusPeer:
-    """A gateway with one battery behind it: ASCII ``~...CR`` and 8-byte Modbus requests in."""
-
-    def __init__(self, answer: Answer, log: list[bytes] | None = None) -> None:
-        self.answer = answer
-        self.requests: list[bytes] = [] if log is None else log
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"socket://{host}:{port}"
-
-    async def __aenter__(self) -> BusPeer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        buffer = bytearray()
-        try:
-            while data := await reader.read(4096):
-                buffer += data
-                while buffer:
-                    if buffer[:1] == b"~":
-                        end = buffer.find(b"\r")
-                        if end < 0:
-                            break
-                        raw = bytes(buffer[: end + 1])
-                    elif len(buffer) >= 8:
-                        raw = bytes(buffer[:8])
-                    else:
-                        break
-                    del buffer[: len(raw)]
-                    self.requests.append(raw)
-                    out = self.answer(raw)
-                    if out:
-                        writer.write(out)
-                        await writer.drain()
-        except ConnectionError, asyncio.CancelledError:
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
 
 
 def silent(raw: bytes) -> None:
@@ -159,7 +99,7 @@ class Bus:
 @contextlib.asynccontextmanager
 async def bus(answer: Answer, baudrate: int = 9600) -> Any:
     log: list[bytes] = []
-    async with BusPeer(answer, log) as battery, BusPeer(silent, log) as quiet:
+    async with BusPeer(answering(answer), log) as battery, BusPeer(answering(silent), log) as quiet:
         yield Bus(battery, quiet, baudrate)
 
 
@@ -442,7 +382,7 @@ async def test_another_masters_request_stops_detection() -> None:
 
 
 async def test_listen_before_talk_sends_nothing_on_a_mastered_bus() -> None:
-    async with BusPeer(silent) as peer:
+    async with BusPeer(answering(silent)) as peer:
         server = await asyncio.start_server(_chatty, "127.0.0.1", 0)
         host, port = server.sockets[0].getsockname()[:2]
 

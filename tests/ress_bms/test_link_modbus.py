@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-import contextlib
+from collections.abc import Callable
 
 import pytest
 
@@ -17,62 +16,17 @@ from ress_bms.modbus import (
     ReadReply,
     ReadRequest,
     decode_reply,
-    decode_request,
     with_crc,
 )
 
-pytestmark = pytest.mark.usefixtures("socket_enabled")
+from .fakepeer import BusPeer, rtu
 
-type Script = Callable[[ReadRequest, asyncio.StreamWriter], Awaitable[None]]
+pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 
 def registers_reply(request: ReadRequest, first: int = 0) -> bytes:
     data = b"".join((first + i).to_bytes(2) for i in range(request.count))
     return with_crc(bytes((request.unit, request.function, len(data))) + data)
-
-
-class ModbusPeer:
-    """A Modbus RTU device behind a TCP gateway: 8-byte requests in, scripted replies out."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.requests: list[ReadRequest] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"socket://{host}:{port}"
-
-    async def __aenter__(self) -> ModbusPeer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            while raw := await reader.readexactly(8):
-                request = decode_request(raw)
-                self.requests.append(request)
-                await self.script(request, writer)
-        except asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError:
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
 
 
 def read(unit: int = 1, start: int = 0, count: int = 8) -> tuple[bytes, Callable[..., ReadReply]]:
@@ -92,7 +46,7 @@ async def test_a_read_split_and_after_noise() -> None:
             await writer.drain()
             await asyncio.sleep(0.01)
 
-    async with ModbusPeer(noisy_and_split) as peer, Link(peer.url, framing=MODBUS) as link:
+    async with BusPeer(rtu(noisy_and_split)) as peer, Link(peer.url, framing=MODBUS) as link:
         raw, decode = read()
         reply = await link.exchange(raw, decode)
     assert reply.registers == tuple(range(100, 108))
@@ -104,7 +58,7 @@ async def test_an_exception_is_typed_and_not_retried() -> None:
     async def illegal(request: ReadRequest, writer: asyncio.StreamWriter) -> None:
         writer.write(with_crc(bytes((request.unit, request.function | 0x80, 0x02))))
 
-    async with ModbusPeer(illegal) as peer, Link(peer.url, framing=MODBUS) as link:
+    async with BusPeer(rtu(illegal)) as peer, Link(peer.url, framing=MODBUS) as link:
         raw, decode = read()
         with pytest.raises(ModbusExceptionError, match="illegal data address"):
             await link.exchange(raw, decode)
@@ -123,7 +77,7 @@ async def test_a_late_reply_is_owed_not_delivered_to_the_next_read() -> None:
             writer.write(held.pop() + registers_reply(request, 2000))
 
     async with (
-        ModbusPeer(late_for_unit_1) as peer,
+        BusPeer(rtu(late_for_unit_1)) as peer,
         Link(peer.url, framing=MODBUS, timeout=0.1, retries=0, drain=0.0) as link,
     ):
         raw, decode = read(unit=1)
@@ -140,7 +94,7 @@ async def test_silence_is_retried_then_a_timeout() -> None:
         return
 
     async with (
-        ModbusPeer(silent) as peer,
+        BusPeer(rtu(silent)) as peer,
         Link(peer.url, framing=MODBUS, timeout=0.1, drain=0.0) as link,
     ):
         raw, decode = read()
