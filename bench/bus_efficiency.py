@@ -119,7 +119,7 @@ def max_packs(dialect: str) -> int:
 
 
 async def measure(dialect: str, packs: int, mode: str, repeat: int, baud: int,
-                  turnaround: float, gap: float = DEFAULT_FRAME_GAP) -> Run:  # fmt: skip
+                  turnaround: float, gap: float | None = None) -> Run:  # fmt: skip
     """One configuration: discovery at full speed, a warm-up poll, then ``repeat`` timed ones."""
     pace = dialect == PACE
     async with Simulator(packs=packs, seed=1, dialect=dialect) as sim:
@@ -240,15 +240,16 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frame-gap-ms",
         type=float,
-        default=DEFAULT_FRAME_GAP * 1000,
-        help="the link's quiet line before each request (default: the link's own)",
+        default=None,
+        help="the link's quiet line before each request (default: the link's own: "
+        f"{DEFAULT_FRAME_GAP * 1000:g} ms in ASCII, 3.5 characters in Modbus RTU)",
     )
     args = parser.parse_args(argv)
     turnaround = args.turnaround_ms / 1000
     runs = []
     for dialect, packs, mode, baud in configurations(args):
-        run = await measure(dialect, packs, mode, args.repeat, baud, turnaround,
-                            args.frame_gap_ms / 1000)  # fmt: skip
+        gap = None if args.frame_gap_ms is None else args.frame_gap_ms / 1000
+        run = await measure(dialect, packs, mode, args.repeat, baud, turnaround, gap)
         progress = (
             f"{dialect:11} {baud:6} {packs:2} packs {mode:9}: {run.measured:.3f} s for a "
             f"minimum of {run.minimum:.3f} s (ratio {run.ratio:.3f})"

@@ -19,7 +19,9 @@ from ress_bms.dialect_client import DialectClient, dialect_info, make_client
 from ress_bms.dialects import DIALECTS, READERS
 from ress_bms.dialects.base import Capability
 from ress_bms.errors import BmsTimeoutError, UnsupportedCapabilityError
-from ress_bms.link import Link
+from ress_bms.framing import MODBUS
+from ress_bms.link import DEFAULT_FRAME_GAP, Link
+from ress_bms.modbus import frame_gap as modbus_frame_gap
 from ress_bms.simulator import Simulator
 from ress_bms.status import BITS_BY_KEY
 from tests.conftest import REPO_ROOT
@@ -217,3 +219,13 @@ async def test_late_replies_never_give_one_pack_anothers_values(dialect: str) ->
     assert online > 0
     stats = link.stats  # and the late replies were dropped (a Modbus one as bytes of no frame)
     assert stats.late_replies + stats.stale_frames + stats.noise_bytes > 0
+
+
+def test_a_link_waits_the_quiet_line_its_framing_needs() -> None:
+    """ASCII requests are spaced 10 ms; a Modbus RTU one waits its 3.5 character times only
+    (10 ms cost Seplos V3 11 % of its bus time: docs/performance.md)."""
+    url = "socket://127.0.0.1:1"
+    assert Link(url).frame_gap == DEFAULT_FRAME_GAP == 0.010
+    assert Link(url, framing=MODBUS, baudrate=19200).frame_gap == modbus_frame_gap(19200)
+    assert Link(url, framing=MODBUS, baudrate=9600).frame_gap == pytest.approx(35 / 9600)
+    assert Link(url, framing=MODBUS, frame_gap=0.02).frame_gap == 0.02

@@ -14,10 +14,12 @@ from typing import Final, Protocol, override
 
 from .errors import FrameError
 from .frame import Frame, FrameExtractor, decode_frame
-from .modbus import EXCEPTION_FLAG, ModbusExceptionError, ReplyCutter, decode_request
+from .modbus import EXCEPTION_FLAG, ModbusExceptionError, ReplyCutter, decode_request, frame_gap
 
 RESPONSE_CODES: Final = frozenset({*range(0x0A), 0x90, 0x91, 0xE1, 0xE2, 0xE3, 0xE4})
 """CID2 values of an ASCII reply (RTN codes): anything else is a request."""
+ASCII_FRAME_GAP: Final = 0.010
+"""Quiet line before an ASCII request: CR ends the frame, the gap only spaces requests."""
 
 
 class Reply(Protocol):
@@ -76,6 +78,10 @@ class Framing[R: Reply](Protocol):
         """The command (CID2) or function code of a request."""
         ...
 
+    def frame_gap(self, baudrate: int) -> float:
+        """The quiet line a request needs before it at ``baudrate``, in seconds."""
+        ...
+
 
 class AsciiFraming(Framing[Frame]):
     """``~ VER ADR CID1 CID2 LENGTH INFO CHKSUM CR``: PACE VER 0x25 and the VER 0x20 family."""
@@ -110,6 +116,10 @@ class AsciiFraming(Framing[Frame]):
     @override
     def command(self, request: bytes) -> int:
         return int(request[7:9], 16)
+
+    @override
+    def frame_gap(self, baudrate: int) -> float:
+        return ASCII_FRAME_GAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +185,11 @@ class ModbusFraming(Framing["ModbusFrame"]):
     @override
     def command(self, request: bytes) -> int:
         return request[1]
+
+    @override
+    def frame_gap(self, baudrate: int) -> float:
+        """3.5 character times: the silence that ends an RTU frame (MODBUS serial line 2.5.1.1)."""
+        return frame_gap(baudrate)
 
 
 ASCII: Final = AsciiFraming()

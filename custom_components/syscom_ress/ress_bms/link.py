@@ -52,7 +52,7 @@ from .errors import (
     ResponseError,
 )
 from .frame import Frame
-from .framing import ASCII, Extractor, Framing, Reply
+from .framing import ASCII, ASCII_FRAME_GAP, Extractor, Framing, Reply
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ DEFAULT_BAUDRATE: Final = 9600
 BAUDRATES: Final = (9600, 19200)
 DEFAULT_TIMEOUT: Final = 1.0
 DEFAULT_RETRIES: Final = 1
-DEFAULT_FRAME_GAP: Final = 0.010
+DEFAULT_FRAME_GAP: Final = ASCII_FRAME_GAP
+"""The ASCII framing's; a Modbus RTU link waits its 3.5 character times instead."""
 DEFAULT_DRAIN: Final = 0.5
 """Quiet line needed after a timeout before the next request: the spec's 500 ms reply time."""
 DRAIN_MAX: Final = 3.0
@@ -151,7 +152,7 @@ class Link[R: Reply = Frame]:
         baudrate: int = DEFAULT_BAUDRATE,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
-        frame_gap: float = DEFAULT_FRAME_GAP,
+        frame_gap: float | None = None,
         drain: float = DEFAULT_DRAIN,
         late_window: float = LATE_WINDOW,
         backoff_max: float = BACKOFF_MAX,
@@ -164,7 +165,8 @@ class Link[R: Reply = Frame]:
         self.baudrate = baudrate
         self.timeout = timeout
         self.retries = retries
-        self.frame_gap = frame_gap
+        self.frame_gap = self.framing.frame_gap(baudrate) if frame_gap is None else frame_gap
+        """Quiet line before each request (default: the framing's at ``baudrate``)."""
         self.drain = drain
         self.drain_max = DRAIN_MAX
         self.late_window = late_window
