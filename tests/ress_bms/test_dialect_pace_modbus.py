@@ -8,8 +8,6 @@ dialects.md 9). Replies here are built register by register from [PACE-MODBUS] 4
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, strategies as st
@@ -33,10 +31,9 @@ from ress_bms.modbus import (
 )
 from ress_bms.status import BITS_BY_KEY, CODE_NORMAL
 
-FRAMES = json.loads((Path(__file__).parents[1] / "fixtures" / "frames-dialects.json").read_text())[
-    "frames"
-]
-FAMILY = [f for f in FRAMES if f["family"].startswith("PACE BMS Modbus RTU V1.3")]
+from .reference_frames import family
+
+FAMILY = family("PACE BMS Modbus RTU V1.3")
 RESERVED = {8, 13, 14, *range(37, 60), *range(115, 150)}
 
 

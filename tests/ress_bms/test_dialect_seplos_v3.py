@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, strategies as st
@@ -40,10 +38,9 @@ from ress_bms.modbus import (
 )
 from ress_bms.status import BITS_BY_KEY, CODE_ABOVE, CODE_BELOW
 
-FRAMES = json.loads((Path(__file__).parents[1] / "fixtures" / "frames-dialects.json").read_text())[
-    "frames"
-]
-FAMILY = [f for f in FRAMES if f["family"] == "Seplos V3 / XZH Modbus RTU"]
+from .reference_frames import entry as reference_entry, family
+
+FAMILY = family("Seplos V3 / XZH Modbus RTU")
 
 VIA_SG16S200A = bytes.fromhex(
     "000466585A482D456C65635465636820436F2E2C4C74645347313653323030412D53503537422D4100000031"
@@ -56,9 +53,7 @@ docs/pdus/v3/SG16S200A-SP57B-A-all-frames.txt (commit d581cc1), the reply to
 
 
 def entry(prefix: str) -> dict[str, Any]:
-    found = [f for f in FAMILY if f["command"].startswith(prefix)]
-    assert len(found) == 1, prefix
-    return found[0]
+    return reference_entry(prefix, FAMILY)
 
 
 def reply_of(prefix: str, request: ReadRequest | None = None) -> ReadReply:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, strategies as st
@@ -25,9 +23,8 @@ from ress_bms.modbus import (
     with_crc,
 )
 
-FRAMES = json.loads((Path(__file__).parents[1] / "fixtures" / "frames-dialects.json").read_text())[
-    "frames"
-]
+from .reference_frames import FRAMES
+
 MODBUS = [f for f in FRAMES if "Modbus" in f["family"] and "negative" not in f["family"]]
 REQUESTS_NOT_IN_THE_CAPTURE = {
     # The reference gives these replies without their request; the request is in its note.

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings, strategies as st
@@ -37,6 +35,8 @@ from ress_bms.simulator.cli import add_arguments, build
 from ress_bms.simulator.dialects import RESPONDERS, responder
 from ress_bms.simulator.dialects.modbus import RequestCutter
 from ress_bms.simulator.stack import Stack
+
+from .reference_frames import FRAMES
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -490,7 +490,6 @@ async def test_modbus_replies_take_the_line_faults(kind: str) -> None:
 
 # --- the documented and captured frames ----------------------------------------------------------
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "frames-dialects.json"
 FAMILIES = {
     "Seplos V2.0 (VER 0x20, CID1 0x46)": "seplos",
     "Pylontech RS485 (VER 0x20, CID1 0x46), protocol V3.3": "pylontech",
@@ -500,10 +499,9 @@ FAMILIES = {
 
 
 def fixture_exchanges() -> list[tuple[str, str, str]]:
-    frames = json.loads(FIXTURES.read_text())["frames"]
     return [
         (FAMILIES[f["family"]], f["request"], f["response"])
-        for f in frames
+        for f in FRAMES
         if f.get("family") in FAMILIES
         and f.get("request")
         and f.get("response")

@@ -1,6 +1,7 @@
 """What the VER 0x20 dialect tests share: the reference frames, reply building and fuzzing.
 
-The frames are tests/fixtures/frames-dialects.json (a copy of the team's reference set). Each
+The frames are tests/fixtures/frames-dialects.json (a copy of the team's reference set),
+loaded once by :mod:`.reference_frames` (``FRAMES``, ``Entry`` and ``family`` are its). Each
 entry's ``decoded_by_source`` holds values its source printed, ``decoded_per_layout`` values
 decoded with the documented layouts; both are checked, the source's first.
 """
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 import contextlib
-import json
-from pathlib import Path
 import re
 from typing import Any
 
@@ -20,18 +19,9 @@ import pytest
 from ress_bms.errors import BmsError
 from ress_bms.frame import Frame, checksum, decode_frame
 
-FRAMES: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "frames-dialects.json").read_text()
-)["frames"]
+from .reference_frames import FRAMES, Entry, family
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-type Entry = dict[str, Any]
-
-
-def family(prefix: str) -> list[Entry]:
-    """Every entry of one family, in file order."""
-    return [f for f in FRAMES if f["family"].startswith(prefix)]
 
 
 def entry_id(entry: Entry) -> str:
@@ -116,3 +106,19 @@ def only_typed_errors(decoders: list[Callable[[Any], object]], reply_value: Any)
     for decode in decoders:
         with contextlib.suppress(BmsError):
             decode(reply_value)
+
+
+__all__ = [  # with the loader's names, which the dialect tests import from here
+    "FRAMES",
+    "FUZZ",
+    "Entry",
+    "check_values",
+    "entry_id",
+    "family",
+    "header",
+    "mutated",
+    "only_typed_errors",
+    "printed_and_correct",
+    "real_frames",
+    "reply",
+]
