@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ress_bms.client import PollMode
+from ress_bms.client import MAX_PACKS, PollMode
 from ress_bms.dialect_client import DialectClient
 from ress_bms.dialects import DIALECTS, Capability, seplos
 from ress_bms.dialects.base import DialectInfo, Identity, Reading, reading
@@ -86,6 +86,13 @@ async def test_discovery_skips_one_silent_pack_and_stops_after_two() -> None:
     assert reader.asked == [1, 2, 3, 4, 5]
     assert await stack.detect_protocol() == 2
     assert str(stack) == "seplos on socket://127.0.0.1:1"
+
+
+async def test_a_full_stack_ends_discovery_without_asking_beyond_the_last_pack() -> None:
+    reader = ScriptedReader({n: [_reading(n)] for n in range(1, MAX_PACKS + 1)})
+    info = await client(reader).discover()
+    assert [p.address for p in info.packs] == list(range(1, MAX_PACKS + 1))
+    assert reader.asked == list(range(1, MAX_PACKS + 1))
 
 
 async def test_discovery_stops_at_a_pack_answering_something_else() -> None:
