@@ -13,7 +13,7 @@ import pytest
 from ress_bms.dialect_decode import decode_dialect_text
 from ress_bms.dialects import eg4, pylontech, seplos
 from ress_bms.errors import DecodeError, FrameError, ResponseError
-from ress_bms.frame import Frame
+from ress_bms.frame import Frame, encode_frame
 
 from .reference_frames import entry
 from .test_cli import JAKIPER_42
@@ -201,3 +201,14 @@ def test_seplos_v3_coils_other_than_pic_give_their_bytes_and_no_pack() -> None:
     assert "packs" not in data and "assumed_shape" not in data
     assert 1 in data["coils"].values()  # TB09 system state 0x01: discharge
     assert 0x43 in data["coils"].values()  # TB07: both FETs on, bit 6 set
+
+
+@pytest.mark.parametrize("dialect", ["seplos", "pylontech"])
+def test_a_protocol_version_reply_carries_its_version_as_ver(dialect: str) -> None:
+    """4FH answers with the protocol version in its VER byte (dialects.md): a 21H reply is the
+    answer "version 2.1", not a frame of another protocol; any other reply must be VER 20H."""
+    module = seplos if dialect == "seplos" else pylontech
+    text = encode_frame(0x21, 1, module.CID1, 0x00, b"").decode().strip()
+    assert decode_dialect_text(text, dialect, 0x4F, None)["protocol_version"] == "21"
+    with pytest.raises(DecodeError, match="VER 21H"):
+        decode_dialect_text(text, dialect, 0x42, None)

@@ -69,11 +69,6 @@ async def test_set_parameter_and_profile_change_the_pack_or_say_why_not() -> Non
         assert name in refused["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="execute() strips quotes off both ends of the KeyError text: the closing quote "
-    'of the name goes too ("unknown parameter \'turbo")',
-)
 async def test_an_unknown_parameter_is_named_whole() -> None:
     async with Simulator(1) as sim:
         unknown = execute(sim, {"cmd": "parameter", "key": "turbo"})

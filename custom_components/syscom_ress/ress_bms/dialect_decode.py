@@ -98,15 +98,16 @@ def decode_dialect_text(
 
 def _decode_ver20(text: str, dialect: str, command: int | None, request: str | None) -> Json:
     frame = _ascii_frame(text, dialect)
-    if frame.ver != VER:
-        raise DecodeError(
-            f"VER {frame.ver:02X}H: not a {dialect} frame (the VER 0x20 family answers with 20H)"
-        )
     asked_info: bytes | None = None
     asked = 0x42 if command is None else command
     if request is not None:
         asked_frame = _ascii_frame(request, dialect)
         asked, asked_info = asked_frame.cid2, asked_frame.info
+    # A 4FH reply's VER is the protocol version it reports (dialects.md): any VER is its answer.
+    if frame.ver != VER and asked != seplos.PROTOCOL_VERSION:
+        raise DecodeError(
+            f"VER {frame.ver:02X}H: not a {dialect} frame (the VER 0x20 family answers with 20H)"
+        )
     if frame.cid2 not in RESPONSE_CODES:
         return {
             "request": f"{frame.cid2:02X}",

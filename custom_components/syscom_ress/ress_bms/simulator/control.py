@@ -170,8 +170,10 @@ def execute(sim: Simulator, request: Request) -> Result:
                 + ", ".join(COMMANDS)}  # fmt: skip
     try:
         return {"ok": True, **command(sim, request)}
-    except (KeyError, ValueError, TypeError) as err:
-        return {"ok": False, "error": str(err).strip("'\"")}
+    except KeyError as err:  # str() of a KeyError is its argument's repr: quoted
+        return {"ok": False, "error": str(err.args[0]) if err.args else "unknown key"}
+    except (ValueError, TypeError) as err:
+        return {"ok": False, "error": str(err)}
 
 
 def request_from_words(words: list[str]) -> Request:
