@@ -409,11 +409,6 @@ def thresholds(values: Mapping[str, Value]) -> dict[str, Any]:
     return grouped
 
 
-def celsius_from_deci_kelvin(raw: int) -> float:
-    """0.1 K words (2731 = 0.0 °C in the Seplos and Pylontech documents) to °C."""
-    return round((raw - 2731) / 10, 1)
-
-
 def as_number(value: Value) -> float:
     """A decoded value that must be a number (a table's single value)."""
     if not isinstance(value, int | float):
