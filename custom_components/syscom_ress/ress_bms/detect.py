@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from . import device
 from .commands import Command, encode_request
-from .dialects import DIALECTS, eg4, pace, pace_modbus, pylontech, seplos, seplos_v3
+from .dialects import DIALECTS, MultiPack, eg4, pace, pace_modbus, pylontech, seplos, seplos_v3
 from .dialects.ver20 import VER, WRITES_IN_SOME_DIALECT
 from .errors import (
     BmsError,
@@ -135,26 +135,21 @@ class Detection:
 
 def check_read(dialect: str, request: bytes) -> bytes:
     """``request`` if it is a read of ``dialect``; :class:`ForbiddenCommandError` otherwise."""
-    if DIALECTS[dialect].framing is MODBUS:
+    info = DIALECTS[dialect]
+    if info.framing is MODBUS:
         try:
             read = decode_request(request)
         except FrameError as err:
             raise ForbiddenCommandError(f"{dialect}: {request.hex()} is no read: {err}") from None
-        broadcast = read.unit == 0 and dialect != seplos_v3.INFO.name
+        # Unit 0 is Modbus's broadcast, except where the dialect's system unit answers there.
+        broadcast = read.unit == 0 and info.multipack is not MultiPack.SYSTEM_UNIT
         if read.function not in (READ_HOLDING, READ_INPUT) or broadcast:
             raise ForbiddenCommandError(f"{dialect}: {request.hex()} is not a fc 03/04 read")
         return request
     frame = decode_frame(request)
-    reads = {
-        pace.INFO.name: pace.READ_COMMANDS,
-        seplos.INFO.name: seplos.READ_COMMANDS,
-        pylontech.INFO.name: pylontech.READ_COMMANDS,
-        eg4.INFO.name: eg4.READ_COMMANDS,
-    }[dialect]
-    expected_ver = VER_PACE if dialect == pace.INFO.name else VER
     if (
-        frame.ver != expected_ver
-        or frame.cid2 not in reads
+        frame.ver != info.version
+        or frame.cid2 not in info.reads
         or frame.cid2 in WRITES_IN_SOME_DIALECT
         or frame.adr == 0xFF
     ):

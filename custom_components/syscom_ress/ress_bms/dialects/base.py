@@ -79,6 +79,8 @@ class DialectInfo:
     """Why a capability is missing (read-only where no document defines the write)."""
     version: int | None = None
     """The VER byte of its ASCII frames (0x25, 0x20); ``None`` for Modbus RTU."""
+    reads: frozenset[int] = frozenset()
+    """The ASCII commands (CID2) it reads with: the only ones detection may send it."""
 
     def can(self, capability: Capability) -> bool:
         """Whether this dialect does ``capability``."""

@@ -83,6 +83,7 @@ INFO: Final = DialectInfo(
         " and this module sends none",
     },
     version=VER,
+    reads=READ_COMMANDS,
 )
 """9600 8N1 ([EG4] 1.1); ADR 1..15 from the DIP switch, each pack at its own address."""
 

@@ -28,4 +28,5 @@ INFO: Final = DialectInfo(
     multipack=MultiPack.MASTER_RELAY,
     brands=("Syscom RESS (most likely)", "Jakiper", "Easun", "PACE-BMS rack batteries"),
     version=VER,
+    reads=READ_COMMANDS,
 )

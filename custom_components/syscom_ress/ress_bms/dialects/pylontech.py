@@ -122,6 +122,7 @@ INFO: Final = DialectInfo(
         Capability.CLOCK: "no time command",
     },
     version=VER,
+    reads=READ_COMMANDS,
 )
 """115200 8N1 is the document's default, 9600 with DIP 1 up ([PYLON-3.3] 2.4); the probe
 sequence tries 9600 first, with the other 9600 dialects (dialects.md 7.2 steps 1 and 4)."""

@@ -83,6 +83,7 @@ INFO: Final = DialectInfo(
         Capability.CLOCK: "4DH/4EH have no published layout",
     },
     version=VER,
+    reads=READ_COMMANDS,
 )
 """9600 8N1 by default, sometimes 19200 ([SEPLOS-V2] 1.1; dialects.md 0, 7.2 step 3)."""
 
