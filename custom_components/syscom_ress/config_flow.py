@@ -63,7 +63,6 @@ from .const import (
     CONF_SCAN_INTERVAL,
     CONF_TIMEOUT,
     DEFAULT_BAUD,
-    DEFAULT_DIALECT,
     DEFAULT_LINK_TIMEOUT,
     DEFAULT_MASTER,
     DEFAULT_POLL_MODE,
@@ -80,6 +79,7 @@ from .const import (
 from .coordinator import (
     RessConfigEntry,
     client_for_entry_data,
+    dialect_of_entry_data,
     error_key,
     link_for_entry_data,
     model_id,
@@ -251,11 +251,6 @@ def detection_error_key(err: DetectionError) -> str:
     return "unrecognised_device"
 
 
-def dialect_of(data: Mapping[str, Any]) -> str:
-    """The dialect an entry's data speak (PACE for entries made before dialects)."""
-    return str(data.get(CONF_DIALECT, DEFAULT_DIALECT))
-
-
 class NotABatteryError(BmsError):
     """Something at the address answered, but with bytes that are no frame of its dialect."""
 
@@ -276,7 +271,7 @@ async def probe_stack(data: Mapping[str, Any]) -> StackInfo:
         if stats.replies == 0 and (
             stats.noise_bytes or stats.frame_errors or stats.checksum_errors
         ):
-            dialect = dialect_of(data)
+            dialect = dialect_of_entry_data(data)
             title = DIALECTS[dialect].title if dialect in DIALECTS else dialect
             raise NotABatteryError(
                 f"{link.url} answered {stats.noise_bytes} bytes that are no {title} frame"
@@ -402,7 +397,7 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
             **data,
             CONF_ADVANCED: {
                 **data.get(CONF_ADVANCED, {}),
-                CONF_DIALECT: dialect_of(data),
+                CONF_DIALECT: dialect_of_entry_data(data),
                 CONF_BAUDRATE: str(data.get(CONF_BAUDRATE, DEFAULT_BAUD)),
             },
         }
@@ -518,7 +513,7 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         found = self._detection
         model = master.version or (found.model if found else None) or "?"
         serial = master.bms_serial or master.pack_serial or (found.serial if found else None)
-        dialect = dialect_of(self._data)
+        dialect = dialect_of_entry_data(self._data)
         return self.async_show_form(
             step_id="confirm",
             data_schema=vol.Schema({vol.Required(CONF_NAME, default=suggested): TextSelector()}),
