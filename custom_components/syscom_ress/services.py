@@ -99,11 +99,8 @@ def _check_reach(coordinator: StackCoordinator, address: int, capability: Capabi
     """Refuse, saying why, what the stack's dialect does not do or the pack does not answer."""
     client = coordinator.client
     if not client.can(capability):
-        dialect = client.dialect
         raise _invalid(
-            "dialect_cannot",
-            dialect=dialect.title,
-            reason=dialect.reasons.get(capability, "its documents do not define it"),
+            "dialect_cannot", dialect=client.dialect.title, reason=client.why_not(capability)
         )
     if not coordinator.control.reachable(address, capability):
         raise _invalid("pack_not_reachable", pack=str(address))

@@ -176,3 +176,28 @@ async def test_a_healthy_stack_raises_no_repair_issue(hass: HomeAssistant, diale
         issues = [i.issue_id for i in ir.async_get(hass).issues.values() if i.domain == DOMAIN]
         assert issues == []
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_parameter_read_the_library_has_says_it_is_not_mapped(
+    hass: HomeAssistant,
+) -> None:
+    """Pylontech reads its parameters (47H), but not into the shared table: the refusal says
+    so, not that no document defines it."""
+    async with Simulator(1, seed=5, dialect="pylontech") as sim:
+        entry = await _set_up(hass, sim, "pylontech")
+        device = next(
+            d
+            for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+            if d.via_device_id is not None
+        )
+        with pytest.raises(ServiceValidationError) as raised:
+            await hass.services.async_call(
+                DOMAIN,
+                "read_parameters",
+                {ATTR_DEVICE_ID: device.id},
+                blocking=True,
+                return_response=True,
+            )
+        placeholders = raised.value.translation_placeholders or {}
+        assert "not mapped to the shared parameter table" in placeholders["reason"]
+        assert await hass.config_entries.async_unload(entry.entry_id)

@@ -195,6 +195,10 @@ class StackClient:
         """Whether this client does ``capability`` with its stack (what is offered)."""
         return self.dialect.can(capability)
 
+    def why_not(self, capability: Capability) -> str:
+        """Why ``capability`` is not offered (for a refusal's message)."""
+        return self.dialect.reasons.get(capability, "no document defines it")
+
     def __init__(
         self,
         link: Link[Any],

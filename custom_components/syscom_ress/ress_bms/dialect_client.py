@@ -182,12 +182,15 @@ class DialectClient(StackClient):
         """
         return capability in READ and self.dialect.can(capability)
 
+    def why_not(self, capability: Capability) -> str:
+        """The dialect's reason; a read it does have is not mapped to the shared table."""
+        if capability not in self.dialect.reasons and self.dialect.can(capability):
+            return "read by the library (ress-bms), not mapped to the shared parameter table"
+        return super().why_not(capability)
+
     def _refuse(self, capability: Capability) -> NoReturn:
-        reason = self.dialect.reasons.get(capability)
-        if reason is None and self.dialect.can(capability):
-            reason = "read by the library (ress-bms), not mapped to the shared parameter table"
         raise UnsupportedCapabilityError(
-            f"{self.dialect.title}: no {capability}: {reason or 'no document defines it'}"
+            f"{self.dialect.title}: no {capability}: {self.why_not(capability)}"
         )
 
     async def read_parameters(self, *args: Any, **kwargs: Any) -> NoReturn:
