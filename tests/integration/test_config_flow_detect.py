@@ -49,6 +49,7 @@ from custom_components.syscom_ress.ress_bms.dialects import DIALECTS
 from custom_components.syscom_ress.ress_bms.framing import Framing
 from custom_components.syscom_ress.ress_bms.link import Link
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
+from tests.ress_bms.fakepeer import silent_gateway
 
 from .conftest import TEST_TIMEOUT
 
@@ -89,25 +90,6 @@ async def _after_progress(hass: HomeAssistant, result: dict[str, Any]) -> dict[s
     assert result["progress_action"] == "detect"
     await hass.async_block_till_done()
     return await hass.config_entries.flow.async_configure(result["flow_id"])
-
-
-@contextlib.asynccontextmanager
-async def _silent_peer() -> AsyncIterator[str]:
-    """A gateway whose serial side is quiet: it takes the bytes and never answers."""
-
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while await reader.read(4096):
-                pass
-        writer.close()
-
-    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
-    host, port = server.sockets[0].getsockname()[:2]
-    try:
-        yield f"socket://{host}:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 class Calls:
@@ -157,7 +139,7 @@ async def test_pace_at_19200_is_detected_and_added(
     hass: HomeAssistant, socket_enabled: None
 ) -> None:
     """A PACE stack set to 19200 baud: found by detection, shown, stored as pace / 19200."""
-    async with Simulator(packs=2, seed=5) as sim, _silent_peer() as silent:
+    async with Simulator(packs=2, seed=5) as sim, silent_gateway() as silent:
         with _routed(sim.url, 19200, silent) as calls:
             result = await _network(hass)
             schema = result["data_schema"].schema
@@ -231,7 +213,7 @@ async def test_other_dialects_are_detected_and_stored(
 ) -> None:
     """A Seplos V2 (VER 0x20), Seplos V3 and PACE Modbus stack: the dialect and baud rate found
     are what the probe after detection gets and what the entry stores; confirm shows them."""
-    async with Simulator(packs=2, seed=6, dialect=dialect) as sim, _silent_peer() as silent:
+    async with Simulator(packs=2, seed=6, dialect=dialect) as sim, silent_gateway() as silent:
         probed: list[dict[str, Any]] = []
 
         async def probe(data: dict[str, Any]) -> StackInfo:
@@ -267,7 +249,7 @@ async def test_a_silent_bus_ends_in_nothing_answers(
     """No answer anywhere: the form again, with its own error and the owner's input; the debug
     log lists every probe tried."""
     caplog.set_level(logging.DEBUG, logger=DOMAIN_MODULE)
-    async with _silent_peer() as silent:
+    async with silent_gateway() as silent:
         with _routed(None, 0, silent):
             result = await _network(hass)
             form = _form(silent, poll_mode="relay")
@@ -300,7 +282,7 @@ async def test_a_silent_bus_ends_in_nothing_answers(
 async def test_the_budget_bounds_a_silent_bus(hass: HomeAssistant, socket_enabled: None) -> None:
     """With the documented (unscaled) waits, the budget ends the search: the error comes when it
     is spent, not after every step's probes (here a 0.5 s budget for the flow's 20 s)."""
-    async with _silent_peer() as silent:
+    async with silent_gateway() as silent:
         with (
             _routed(None, 0, silent, scale=1.0) as calls_,
             patch.object(config_flow, "DETECT_BUDGET", 0.5),
@@ -384,7 +366,7 @@ async def test_another_master_on_the_bus(
     """An inverter polls the bus: detection hears it while listening, sends nothing, and the
     form says bus_mastered."""
     caplog.set_level(logging.DEBUG, logger=DOMAIN_MODULE)
-    async with _inverter() as (url, heard), _silent_peer() as silent:
+    async with _inverter() as (url, heard), silent_gateway() as silent:
         with _routed(url, 9600, silent) as calls:
             result = await _network(hass)
             result = await hass.config_entries.flow.async_configure(
@@ -440,7 +422,7 @@ async def test_closing_the_dialog_stops_detection(
     hass: HomeAssistant, socket_enabled: None
 ) -> None:
     """The owner closes the dialog while detection runs: its task is cancelled at once."""
-    async with _silent_peer() as silent:
+    async with silent_gateway() as silent:
         with _routed(None, 0, silent, scale=1.0):
             result = await _network(hass)
             result = await hass.config_entries.flow.async_configure(
@@ -492,7 +474,7 @@ async def test_one_choice_narrows_detection(
 ) -> None:
     """The protocol chosen, the baud rate left open (or the other way): detection tries only
     that protocol (or that baud rate)."""
-    async with Simulator(packs=1, seed=3) as sim, _silent_peer() as silent:
+    async with Simulator(packs=1, seed=3) as sim, silent_gateway() as silent:
         with _routed(sim.url, 19200, silent) as calls:
             result = await _network(hass)
             result = await hass.config_entries.flow.async_configure(
@@ -540,7 +522,7 @@ async def test_reconfigure_with_detection(
     hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
 ) -> None:
     """Reconfigure with "Detect automatically": the same stack found, the entry updated."""
-    async with _silent_peer() as silent:
+    async with silent_gateway() as silent:
         with _routed(sim.url, 19200, silent):
             result = await loaded_entry.start_reconfigure_flow(hass)
             result = await hass.config_entries.flow.async_configure(
@@ -563,7 +545,7 @@ async def test_reconfigure_detection_finds_another_stack(
 ) -> None:
     """Detection reaches another stack: wrong_stack, the entry keeps its settings."""
     before = dict(loaded_entry.data)
-    async with Simulator(packs=1, seed=99) as other, _silent_peer() as silent:
+    async with Simulator(packs=1, seed=99) as other, silent_gateway() as silent:
         with _routed(other.url, 9600, silent):
             result = await loaded_entry.start_reconfigure_flow(hass)
             result = await hass.config_entries.flow.async_configure(
@@ -582,7 +564,7 @@ async def test_detected_stack_already_configured(
 ) -> None:
     """The same stack detected again: already_configured, the entry takes what was found."""
     config_entry.add_to_hass(hass)
-    async with _silent_peer() as silent:
+    async with silent_gateway() as silent:
         with (
             _routed(sim.url, 19200, silent),
             patch(f"{DOMAIN_MODULE}.async_setup_entry", return_value=True),
@@ -655,7 +637,7 @@ async def test_a_non_pace_stack_set_up_end_to_end(
     """Every dialect with a reader, from cold: detection finds it, the dialect's client
     discovers its packs, the entry is created in that dialect and loads; its packs read the
     simulator's values."""
-    async with Simulator(packs=2, seed=8, dialect=dialect) as sim, _silent_peer() as silent:
+    async with Simulator(packs=2, seed=8, dialect=dialect) as sim, silent_gateway() as silent:
         with _routed(sim.url, baudrate, silent):
             result = await _network(hass)
             result = await hass.config_entries.flow.async_configure(
@@ -687,7 +669,7 @@ async def test_serial_port_with_detection(hass: HomeAssistant, socket_enabled: N
     """The serial step detects too (a pseudo-terminal here, answering at 9600)."""
     async with (
         Simulator(packs=1, seed=2, tcp=False, pty=True) as sim,
-        _silent_peer() as silent,
+        silent_gateway() as silent,
     ):
         assert sim.pty_path is not None
         with _routed(sim.pty_path, 9600, silent):

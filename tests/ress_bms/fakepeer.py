@@ -8,8 +8,8 @@ than one framing (detection) or Modbus (:func:`rtu` hands its script decoded rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 
 from ress_bms.frame import Frame, FrameExtractor, decode_frame
 from ress_bms.modbus import ReadRequest, decode_request
@@ -77,6 +77,25 @@ class FakePeer:
         finally:
             writer.close()
             self._tasks.discard(task)
+
+
+@asynccontextmanager
+async def silent_gateway() -> AsyncIterator[str]:
+    """A gateway whose serial side is quiet: it takes the bytes and never answers; its URL."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with suppress(ConnectionError):
+            while await reader.read(4096):
+                pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"socket://{host}:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def reply(frame: Frame, info: bytes = b"", rtn: int = 0, adr: int | None = None) -> bytes:

@@ -5,9 +5,6 @@ Kept beside test_cli.py (whose helpers it uses) so the two can change independen
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-import contextlib
 import json
 from typing import Any
 
@@ -18,6 +15,7 @@ from ress_bms.frame import Frame
 from ress_bms.modbus import READ_COILS, ReadRequest, with_crc
 from ress_bms.simulator import Simulator
 
+from .fakepeer import silent_gateway
 from .test_cli import JAKIPER_42, PACK_KEYS, STATUS_KEYS, ress_bms
 from .test_dialect_seplos import _status_info as seplos_status_info
 from .ver20_frames import FRAMES
@@ -218,23 +216,6 @@ async def test_scan_detect_finds_the_simulator(simulator: Simulator) -> None:
     code, out, _ = await ress_bms("scan", "--detect", "--url", simulator.url)
     assert code == 0
     assert "dialect    pace (PACE VER 0x25)" in out and "baud rate  9600" in out
-
-
-@contextlib.asynccontextmanager
-async def silent_gateway() -> AsyncIterator[str]:
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while await reader.read(4096):
-                pass
-        writer.close()
-
-    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
-    host, port = server.sockets[0].getsockname()[:2]
-    try:
-        yield f"socket://{host}:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.mark.usefixtures("socket_enabled")
