@@ -84,6 +84,22 @@ def entry_data(
     }
 
 
+async def set_up_entry(
+    hass: HomeAssistant, url: str, unique_id: str | None, **data: Any
+) -> MockConfigEntry:
+    """An entry for the stack at ``url`` (``data`` added to :func:`entry_data`), set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="RESS battery",  # the config flow's default name: entity ids sensor.ress_battery_...
+        unique_id=unique_id,
+        data={**entry_data(url), **data},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
 @pytest.fixture
 def sim_packs() -> int:
     """How many packs the simulated stack has (override in a module or with parametrize)."""

@@ -19,10 +19,9 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.syscom_ress.const import DOMAIN
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 
-from .conftest import entry_data
+from .conftest import set_up_entry
 from .control_helpers import chained, refresh
 
 PACK_DEFAULT = {
@@ -151,15 +150,7 @@ async def test_a_solar_day_leaves_a_short_logbook(
     at their threshold (single bits and events). The bounds below hold for both days.
     """
     async with Simulator(packs=1, seed=1, step=1.0, profile="solar-day") as sim:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            title="RESS battery",
-            unique_id=sim.pack(1).bms_serial,
-            data=entry_data(sim.url),
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await set_up_entry(hass, sim.url, sim.pack(1).bms_serial)
         entries = await _a_day(hass, sim, entry)
         assert await hass.config_entries.async_unload(entry.entry_id)
     assert set(entries) <= {

@@ -28,7 +28,7 @@ from custom_components.syscom_ress.ress_bms.dialects import READERS
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 from custom_components.syscom_ress.ress_bms.status import STATUS_BITS
 
-from .conftest import entry_data
+from .conftest import set_up_entry
 from .control_helpers import refresh
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -37,15 +37,7 @@ PACK = "sensor.ress_battery_pack_{}_{}"
 
 
 async def _set_up(hass: HomeAssistant, sim: Simulator, dialect: str) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="RESS battery",
-        unique_id=f"{dialect}-stack",
-        data={**entry_data(sim.url), CONF_DIALECT: dialect},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await set_up_entry(hass, sim.url, f"{dialect}-stack", **{CONF_DIALECT: dialect})
     assert entry.state is ConfigEntryState.LOADED
     return entry
 

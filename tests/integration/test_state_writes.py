@@ -21,12 +21,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.syscom_ress.const import (
     DEFAULT_SCAN_INTERVAL,
-    DOMAIN,
     MISSED_REFRESHES_UNAVAILABLE,
 )
 from custom_components.syscom_ress.ress_bms.simulator import Simulator
 
-from .conftest import entry_data
+from .conftest import set_up_entry
 from .control_helpers import refresh
 
 DAY_REFRESHES = 24 * 3600 // DEFAULT_SCAN_INTERVAL
@@ -272,15 +271,7 @@ async def test_a_solar_day_at_the_default_interval(
     hass.loop.set_debug(False)  # 2,880 refreshes: asyncio's debug mode would triple the time
     start = datetime(2024, 6, 21, 0, 0)
     async with Simulator(packs=1, seed=1, step=1.0, profile="solar-day", start=start) as sim:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            title="RESS battery",
-            unique_id=sim.pack(1).bms_serial,
-            data=entry_data(sim.url),
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = await set_up_entry(hass, sim.url, sim.pack(1).bms_serial)
         # The 10 ms quiet gap the link keeps between a reply and the next request is wall time
         # (a refresh waits it out once per request), not work: without it the day takes 7 s
         # instead of 90, and every refresh still reads the whole stack as it does at 30 s.
