@@ -75,7 +75,6 @@ class DialectClient(StackClient):
         self.dialect = reader.info
         self.status_keys = reader.status_keys
         self.mode_reason = f"{reader.info.title}: each pack at its own address"
-        self._identities: dict[int, Identity] = {}
 
     def _asker(self, *, probing: bool = False) -> _Ask:
         return _Ask(self.link, probing=probing, timeout=self._probe_timeout)
@@ -88,7 +87,6 @@ class DialectClient(StackClient):
         ``scan`` is accepted for the caller's sake: every dialect here is scanned.
         """
         self.attribution.forget()
-        self._identities.clear()
         first = await self.reader.read(self._asker(), FIRST_PACK)
         packs = [await self._found(FIRST_PACK, first)]
         misses = 0
@@ -117,7 +115,6 @@ class DialectClient(StackClient):
         except BmsError as err:
             _LOGGER.debug("%s: pack %s tells nothing of itself: %s", self, number, err)
             identity = Identity()
-        self._identities[number] = identity
         return PackInfo(
             number,
             identity.version,
