@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Self
 
 from ress_bms.frame import Frame, FrameExtractor, decode_frame
 from ress_bms.modbus import ReadRequest, decode_request
@@ -22,12 +23,10 @@ type Answer = Callable[[bytes], bytes | None]
 MODBUS_REQUEST_BYTES = 8
 
 
-class FakePeer:
-    """A gateway stand-in: reads frames, runs ``script`` for each, records what it saw."""
+class _Peer:
+    """A TCP server on 127.0.0.1: each connection is served by :meth:`_requests` until it ends."""
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.requests: list[Frame] = []
+    def __init__(self) -> None:
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
@@ -39,7 +38,7 @@ class FakePeer:
         host, port = self._server.sockets[0].getsockname()[:2]
         return f"socket://{host}:{port}"
 
-    async def __aenter__(self) -> FakePeer:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
 
@@ -65,18 +64,33 @@ class FakePeer:
         self._tasks.add(task)
         self.connections += 1
         self._writers.append(writer)
-        extractor = FrameExtractor()
         try:
-            while data := await reader.read(4096):
-                for raw in extractor.feed(data):
-                    frame = decode_frame(raw)
-                    self.requests.append(frame)
-                    await self.script(frame, writer)
+            await self._requests(reader, writer)
         except ConnectionError, asyncio.CancelledError:
             pass
         finally:
             writer.close()
             self._tasks.discard(task)
+
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class FakePeer(_Peer):
+    """A gateway stand-in: reads frames, runs ``script`` for each, records what it saw."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__()
+        self.script = script
+        self.requests: list[Frame] = []
+
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        extractor = FrameExtractor()
+        while data := await reader.read(4096):
+            for raw in extractor.feed(data):
+                frame = decode_frame(raw)
+                self.requests.append(frame)
+                await self.script(frame, writer)
 
 
 @asynccontextmanager
@@ -103,7 +117,7 @@ def reply(frame: Frame, info: bytes = b"", rtn: int = 0, adr: int | None = None)
     return Frame(frame.ver, frame.adr if adr is None else adr, frame.cid1, rtn, info).encode()
 
 
-class BusPeer:
+class BusPeer(_Peer):
     """A gateway with one device behind it: raw requests in, ``script`` run for each.
 
     A request is ``~`` to CR (ASCII framing) or, starting with anything else, 8 bytes (a
@@ -112,46 +126,17 @@ class BusPeer:
     """
 
     def __init__(self, script: RawScript, log: list[bytes] | None = None) -> None:
+        super().__init__()
         self.script = script
         self.requests: list[bytes] = [] if log is None else log
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"socket://{host}:{port}"
-
-    async def __aenter__(self) -> BusPeer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = bytearray()
-        try:
-            while data := await reader.read(4096):
-                buffer += data
-                while raw := _next_request(buffer):
-                    self.requests.append(raw)
-                    await self.script(raw, writer)
-        except ConnectionError, asyncio.CancelledError:
-            pass
-        finally:
-            writer.close()
-            self._tasks.discard(task)
+        while data := await reader.read(4096):
+            buffer += data
+            while raw := _next_request(buffer):
+                self.requests.append(raw)
+                await self.script(raw, writer)
 
 
 def _next_request(buffer: bytearray) -> bytes | None:
