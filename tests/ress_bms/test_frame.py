@@ -113,3 +113,17 @@ def test_extractor_clear_drops_a_partial_frame() -> None:
     extractor.feed(b"~2501")
     assert extractor.clear() == 5
     assert extractor.feed(b"4642E00201FD30\r") == []
+
+
+def test_extractor_counts_what_a_begun_frame_still_needs() -> None:
+    """From the header on, the LENGTH says how many characters are still to come."""
+    frame = encode_frame(0x25, 1, 0x46, 0x00, b"AB" * 40)  # 80 INFO characters
+    extractor = FrameExtractor()
+    extractor.feed(frame[:12])
+    assert extractor.awaited == 0  # LENGTH not complete yet: unknown
+    extractor.feed(frame[12:30])
+    assert extractor.awaited == len(frame) - 30
+    assert extractor.feed(frame[30:]) == [frame]
+    assert extractor.awaited == 0
+    extractor.feed(b"~25014600ZZZZ")  # a header whose LENGTH is not hex: garbage, unknown
+    assert extractor.awaited == 0

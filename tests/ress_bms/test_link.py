@@ -12,6 +12,7 @@ from ress_bms.errors import (
     BmsTimeoutError,
     BusContentionError,
     CommandRefusedError,
+    DecodeError,
     LinkError,
     LinkUnavailableError,
 )
@@ -158,7 +159,7 @@ async def test_bms_checksum_complaint_is_retried_but_refusal_is_not() -> None:
         assert await link.exchange(PACK_COUNT, count) == 1
         mos_off = encode_request(Command.DISCHARGE_MOS, 1, b"\x01")
         with pytest.raises(CommandRefusedError):
-            await link.exchange(mos_off, lambda f: f.info)
+            await link.exchange(mos_off, long_info)
         assert len(peer.requests) == 3
 
 
@@ -274,3 +275,68 @@ async def test_reconnection_back_off_never_outgrows_its_cap() -> None:
         await asyncio.sleep(0.06)
         assert await link.exchange(PACK_COUNT, count) == 3
     await link.close()
+
+
+LONG_INFO = bytes(range(256)) * 2  # 1,024 INFO characters: a 16-cell pack's analog reply is 150
+
+
+def long_info(frame: Frame) -> bytes:
+    if frame.info != LONG_INFO:
+        raise DecodeError("not the long reply")
+    return frame.info
+
+
+async def at_line_rate(data: bytes, writer: asyncio.StreamWriter) -> None:
+    """Send ``data`` as a 9600-baud line hands it over: 16 characters every 16.7 ms."""
+    for i in range(0, len(data), 16):
+        writer.write(data[i : i + 16])
+        await writer.drain()
+        await asyncio.sleep(16 * 10 / 9600)
+
+
+async def test_a_long_reply_gathers_instead_of_waking_the_link_for_each_piece() -> None:
+    """1,042 characters in 66 pieces reach the link in a handful of reads, whole and in time."""
+    chunks: list[bytes] = []
+
+    async def paced(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        await at_line_rate(reply(frame, LONG_INFO), writer)
+
+    async with FakePeer(paced) as peer:
+        link = Link(peer.url, timeout=0.3, retries=0, recorder=lambda d, b: chunks.append(b))
+        async with link:
+            assert await link.exchange(VERSION, long_info) == LONG_INFO
+            assert await link.exchange(PACK_COUNT, long_info) == LONG_INFO  # reads again
+    reads = len(chunks) - 2  # less the two requests
+    assert reads <= 2 * 12  # without gathering: 2 * 66
+    assert link.stats.timeouts == 0
+
+
+async def test_a_reply_cut_short_while_gathering_times_out_and_the_link_recovers() -> None:
+    calls = 0
+
+    async def cut_short_once(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        calls += 1
+        data = reply(frame, LONG_INFO if calls == 1 else b"\x03")
+        await at_line_rate(data[:200] if calls == 1 else data, writer)
+
+    async with FakePeer(cut_short_once) as peer, Link(peer.url, timeout=0.2, retries=0) as link:
+        with pytest.raises(BmsTimeoutError):
+            await link.exchange(VERSION, long_info)
+        assert await link.exchange(PACK_COUNT, count) == 3
+
+
+async def test_a_transport_that_cannot_pause_still_gets_long_replies() -> None:
+    """ESPHome's serial proxy has no pause_reading: the link reads each piece as it comes."""
+
+    async def paced(frame: Frame, writer: asyncio.StreamWriter) -> None:
+        await at_line_rate(reply(frame, LONG_INFO), writer)
+
+    def cannot_pause() -> None:
+        raise NotImplementedError
+
+    async with FakePeer(paced) as peer, Link(peer.url, timeout=0.3, retries=0) as link:
+        await link.open()
+        link._transport.pause_reading = cannot_pause  # type: ignore[union-attr]
+        assert await link.exchange(VERSION, long_info) == LONG_INFO
+        assert await link.exchange(VERSION, long_info) == LONG_INFO

@@ -166,3 +166,16 @@ def test_fuzz_a_real_reply_survives_noise_before_it(data: bytes, noise: bytes) -
     reply = with_crc(bytes((1, READ_INPUT, 34)) + data)
     found = ReplyCutter(REQUEST).feed(noise + reply)
     assert found and found[-1] == reply
+
+
+def test_cutter_counts_what_a_begun_reply_still_needs() -> None:
+    request = ReadRequest(1, READ_HOLDING, 0, 8)
+    reply = with_crc(bytes((1, READ_HOLDING, 16)) + bytes(range(16)))
+    cutter = ReplyCutter(request)
+    assert cutter.awaited == 0
+    cutter.feed(reply[:6])
+    assert cutter.awaited == len(reply) - 6
+    assert cutter.feed(reply[6:]) == [reply]
+    assert cutter.awaited == 0
+    cutter.feed(b"\x07\x03")  # another unit's bytes: no reply begun
+    assert cutter.awaited == 0

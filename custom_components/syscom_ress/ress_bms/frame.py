@@ -154,3 +154,15 @@ class FrameExtractor:
     def pending(self) -> int:
         """Bytes of an unfinished frame held in the buffer."""
         return len(self._buffer)
+
+    @property
+    def awaited(self) -> int:
+        """Characters the unfinished frame still needs, as its LENGTH announces (0: unknown)."""
+        buf = self._buffer
+        if len(buf) < 13:
+            return 0
+        try:
+            lenid = int(buf[9:13], 16) & MAX_LENID
+        except ValueError:
+            return 0  # not a header: the frame is garbage and ends at its CR, or a restart
+        return max(0, lenid + 18 - len(buf))

@@ -44,6 +44,11 @@ class Extractor(Protocol):
         """Drop what is held; return how many bytes."""
         ...
 
+    @property
+    def awaited(self) -> int:
+        """Bytes the frame begun in what is held still needs, as its header says (0: unknown)."""
+        ...
+
 
 class Framing[R: Reply](Protocol):
     """How one framing cuts, reads and judges frames."""
@@ -145,6 +150,10 @@ class _Discard:
         return []
 
     def clear(self) -> int:
+        return 0
+
+    @property
+    def awaited(self) -> int:
         return 0
 
 

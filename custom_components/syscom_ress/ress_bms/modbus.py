@@ -259,6 +259,14 @@ class ReplyCutter:
         """Bytes held that may still become a frame."""
         return len(self._buffer)
 
+    @property
+    def awaited(self) -> int:
+        """Bytes the reply begun in the buffer still needs (0: none begun)."""
+        if len(self._buffer) < 2:
+            return 0
+        length = self._length_at_start()
+        return 0 if length is None else max(0, length - len(self._buffer))
+
     def clear(self) -> int:
         """Drop what is held; return how many bytes were dropped."""
         dropped = len(self._buffer)

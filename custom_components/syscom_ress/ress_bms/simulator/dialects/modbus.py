@@ -61,6 +61,11 @@ class RequestCutter:
         self._buffer.clear()
         return dropped
 
+    @property
+    def awaited(self) -> int:
+        """Bytes the request begun in the buffer still needs (every read is 8 bytes)."""
+        return (REQUEST_BYTES - len(self._buffer)) if self._buffer else 0
+
 
 def exception(unit: int, function: int, code: int) -> bytes:
     """An exception reply: ``unit, function | 0x80, code, CRC``."""
