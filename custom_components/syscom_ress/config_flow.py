@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+import os
 import re
 from typing import Any, Final
 
-from homeassistant.components import usb
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     ConfigFlow,
@@ -116,6 +116,25 @@ URL_SCHEMES: Final = ("socket://", "rfc2217://")
 DEFAULT_NAME: Final = "RESS battery"
 """A stack's name unless the owner chooses another (entity ids ``sensor.ress_battery_...``)."""
 _HOST_PORT: Final = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+
+
+SERIAL_BY_ID: Final = "/dev/serial/by-id"
+
+
+def serial_by_id(device: str) -> str:
+    """The stable ``/dev/serial/by-id`` name of ``device``, or ``device`` (blocking: executor).
+
+    ``/dev/ttyUSB0`` may be another adapter after a reboot; its by-id link names the adapter.
+    (The usb integration has the same helper; depending on it would load USB discovery and the
+    Supervisor client, 13 MiB, for these lines: docs/performance.md.)
+    """
+    if not os.path.isdir(SERIAL_BY_ID):
+        return device
+    real = os.path.realpath(device)
+    for link in os.scandir(SERIAL_BY_ID):
+        if link.is_symlink() and os.path.realpath(link.path) == real:
+            return link.path
+    return device
 
 
 def normalize_url(value: str) -> str | None:
@@ -347,7 +366,7 @@ class RessConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             device = str(user_input[CONF_DEVICE])
             if device.startswith("/dev/"):
-                device = await self.hass.async_add_executor_job(usb.get_serial_by_id, device)
+                device = await self.hass.async_add_executor_job(serial_by_id, device)
             result = await self._async_try(
                 STEP_SERIAL, user_input, entry_data(user_input, device), errors
             )

@@ -17,7 +17,8 @@ from homeassistant.util import slugify
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.syscom_ress.config_flow import normalize_url, stack_unique_id
+from custom_components.syscom_ress import config_flow
+from custom_components.syscom_ress.config_flow import normalize_url, serial_by_id, stack_unique_id
 from custom_components.syscom_ress.const import (
     CONF_ADVANCED,
     CONF_BAUDRATE,
@@ -518,3 +519,19 @@ def test_poll_times_in_the_options_form_agree_with_the_docs() -> None:
     for figure in figures:
         assert figure in form, figure
         assert figure in docs, figure
+
+
+def test_a_usb_port_is_stored_by_its_stable_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/dev/ttyUSB0 can be another adapter after a reboot; the by-id name cannot."""
+    port, other = tmp_path / "ttyUSB0", tmp_path / "ttyUSB1"
+    port.touch()
+    other.touch()
+    by_id = tmp_path / "by-id"
+    monkeypatch.setattr(config_flow, "SERIAL_BY_ID", str(by_id))
+    assert serial_by_id(str(port)) == str(port)  # no by-id folder: as given
+    by_id.mkdir()
+    (by_id / "usb-FTDI_FT232R_A1B2-if00-port0").symlink_to(port)
+    assert serial_by_id(str(port)) == str(by_id / "usb-FTDI_FT232R_A1B2-if00-port0")
+    assert serial_by_id(str(other)) == str(other)  # no link to it: as given
