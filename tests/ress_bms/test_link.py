@@ -294,14 +294,15 @@ async def at_line_rate(data: bytes, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(16 * 10 / 9600)
 
 
+async def long_reply_at_line_rate(frame: Frame, writer: asyncio.StreamWriter) -> None:
+    await at_line_rate(reply(frame, LONG_INFO), writer)
+
+
 async def test_a_long_reply_gathers_instead_of_waking_the_link_for_each_piece() -> None:
     """1,042 characters in 66 pieces reach the link in a handful of reads, whole and in time."""
     chunks: list[bytes] = []
 
-    async def paced(frame: Frame, writer: asyncio.StreamWriter) -> None:
-        await at_line_rate(reply(frame, LONG_INFO), writer)
-
-    async with FakePeer(paced) as peer:
+    async with FakePeer(long_reply_at_line_rate) as peer:
         link = Link(peer.url, timeout=0.3, retries=0, recorder=lambda d, b: chunks.append(b))
         async with link:
             assert await link.exchange(VERSION, long_info) == LONG_INFO
@@ -329,13 +330,11 @@ async def test_a_reply_cut_short_while_gathering_times_out_and_the_link_recovers
 async def test_a_transport_that_cannot_pause_still_gets_long_replies() -> None:
     """ESPHome's serial proxy has no pause_reading: the link reads each piece as it comes."""
 
-    async def paced(frame: Frame, writer: asyncio.StreamWriter) -> None:
-        await at_line_rate(reply(frame, LONG_INFO), writer)
-
     def cannot_pause() -> None:
         raise NotImplementedError
 
-    async with FakePeer(paced) as peer, Link(peer.url, timeout=0.3, retries=0) as link:
+    peer = FakePeer(long_reply_at_line_rate)
+    async with peer, Link(peer.url, timeout=0.3, retries=0) as link:
         await link.open()
         link._transport.pause_reading = cannot_pause  # type: ignore[union-attr]
         assert await link.exchange(VERSION, long_info) == LONG_INFO
