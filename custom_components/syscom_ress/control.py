@@ -114,6 +114,9 @@ class _Tracked:
     """Alarm key -> cancels the timer that ends its hold (it is clear, still counted active)."""
     places: dict[str, Place] = field(default_factory=dict)
     """Key -> the last non-empty place its codes flagged while active."""
+    problems: dict[Kind, tuple[tuple[StatusBit, Place], ...]] = field(default_factory=dict)
+    """Kind -> its active bits with their places, made once per change of the view (the
+    summary binary sensors ask at every refresh); emptied whenever ``active`` changes."""
 
 
 def describe(hass: HomeAssistant, address: int, bit: StatusBit, place: Place) -> str:
@@ -304,16 +307,18 @@ class StackControl:
         tracked = self._follow(pack)
         return tracked.active if tracked is not None else None
 
-    def problems(self, pack: PackState, kind: Kind) -> list[tuple[StatusBit, Place]]:
+    def problems(self, pack: PackState, kind: Kind) -> tuple[tuple[StatusBit, Place], ...]:
         """The pack's active bits of one kind, in table order, each with its place."""
         tracked = self._follow(pack)
         if tracked is None:
-            return []
-        return [
-            (bit, tracked.places.get(bit.key, Place()))
-            for bit in PROBLEM_BITS
-            if bit.kind is kind and bit.key in tracked.active
-        ]
+            return ()
+        if (found := tracked.problems.get(kind)) is None:
+            found = tracked.problems[kind] = tuple(
+                (bit, tracked.places.get(bit.key, Place()))
+                for bit in PROBLEM_BITS
+                if bit.kind is kind and bit.key in tracked.active
+            )
+        return found
 
     def _follow(self, pack: PackState) -> _Tracked | None:
         """Bring the pack's view up to its last status, once per status (whoever asks first).
@@ -345,6 +350,7 @@ class StackControl:
         for key in raw & tracked.clearing.keys():
             tracked.clearing.pop(key)()  # back before its hold ended: still the same alarm
         tracked.status, tracked.active = status, raw | held
+        tracked.problems.clear()
         self._remember_places(tracked)
         self._queue(pack.address, tracked, before)
         return tracked
@@ -368,6 +374,7 @@ class StackControl:
             return
         before = tracked.active
         tracked.active = before - {key}
+        tracked.problems.clear()
         self._queue(address, tracked, before)
         self.coordinator.async_update_listeners()  # the entities, and async_update fires it
 

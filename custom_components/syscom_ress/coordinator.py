@@ -123,6 +123,15 @@ class StackData:
         return [p.analog for p in self.available_packs if p.analog is not None]
 
 
+def _same_if_equal[T](new: T, old: T | None) -> T:
+    """The previous object when a new sample equals it: entities tell "unchanged" by identity.
+
+    One comparison per pack and refresh, instead of one per entity (or a recomputed state);
+    the protection tracker (:class:`StackControl`) and the sensors' readings key on it.
+    """
+    return old if old is not None and new == old else new
+
+
 def soc_weighted(analogs: Iterable[PackAnalog]) -> float | None:
     """Capacity-weighted state of charge: each pack counts by its full capacity."""
     values = list(analogs)
@@ -495,7 +504,10 @@ class StackCoordinator(DataUpdateCoordinator[StackData]):
                     self._reported.discard(address)
                     LOGGER.info("Pack %s on %s answers again", address, self.link.url)
                 self._packs[address] = replace(
-                    state, analog=got.analog, status=got.status, missed=0
+                    state,
+                    analog=_same_if_equal(got.analog, state.analog),
+                    status=_same_if_equal(got.status, state.status),
+                    missed=0,
                 )
                 continue
             self.energy.forget(address)

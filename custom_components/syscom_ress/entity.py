@@ -74,6 +74,11 @@ class RessEntity(CoordinatorEntity[StackCoordinator]):
     @callback
     def _handle_coordinator_update(self) -> None:
         """A refresh: write the state if what the entity shows changed."""
+        self.async_write_if_changed()
+
+    @callback
+    def async_write_if_changed(self) -> None:
+        """Write the state if what the entity shows changed (a refresh, or news of its own)."""
         shown = self.shown()
         if shown is None or shown != self._written:
             self.async_write_ha_state()

@@ -518,7 +518,7 @@ def follow_history(entity: PackEntity) -> CALLBACK_TYPE:
     @callback
     def changed(address: int) -> None:
         if address == entity.address:
-            entity._handle_coordinator_update()  # the path a refresh takes: writes only changes
+            entity.async_write_if_changed()
 
     return async_dispatcher_connect(
         entity.hass, signal_history(entity.coordinator.config_entry.entry_id), changed

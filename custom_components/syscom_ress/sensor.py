@@ -149,7 +149,11 @@ PACK_VOLTAGE_JITTER: Final = 0.01
 """A pack's voltage carries the jitter of its 16 cell channels (a few mV); 10 mV is also the step
 it is shown in."""
 CURRENT_JITTER: Final = 0.01
-"""One step of the current (10 mA)."""
+"""One step of the current (10 mA): the stack's current, a sum that moves with every pack."""
+PACK_CURRENT_JITTER: Final = 0.1
+"""A pack's current is shown to 0.1 A and held within 0.1 A: the BMS reads it in 10 mA steps,
+but a charge or discharge drifts by a few of them at every refresh, and a pack's current to
+the ampere's tenth is all an owner compares packs by (the stack's current has 10 mA)."""
 POWER_JITTER: Final = 1.0
 """One step of the power (1 W)."""
 TEMPERATURE_JITTER: Final = 0.1
@@ -260,9 +264,9 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         device_class=SensorDeviceClass.CURRENT,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-        suggested_display_precision=2,
+        suggested_display_precision=1,
         value_fn=lambda a, _s: _discharge_positive(a.current, 2),
-        jitter=CURRENT_JITTER,
+        jitter=PACK_CURRENT_JITTER,
     ),
     PackSensorDescription(
         key="power",
@@ -271,6 +275,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
         suggested_display_precision=0,
+        entity_registry_enabled_default=False,
         value_fn=lambda a, _s: _discharge_positive(a.power, 0),
         jitter=POWER_JITTER,
     ),
@@ -281,7 +286,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
-        value_fn=lambda a, _s: a.soc,
+        value_fn=lambda a, _s: round(a.soc),
     ),
     PackSensorDescription(
         key="soh",
@@ -965,12 +970,17 @@ class LastRecordSensor(PackEntity, SensorEntity):
     """When the pack's BMS logged its newest history record, and what it holds.
 
     From the cached log (history_cache.py); only packs that answer at their own address have one.
+    It changes when the cache does, which tells it; a refresh changes nothing it shows.
     """
 
     async def async_added_to_hass(self) -> None:
         """Follow the pack's cached history."""
         await super().async_added_to_hass()
         self.async_on_remove(follow_history(self))
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Nothing to do: the cached log is independent of a refresh (and of the pack answering)."""
 
     @property
     def available(self) -> bool:

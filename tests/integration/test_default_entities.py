@@ -1,6 +1,6 @@
 """The default entity set: what a pack and the stack show out of the box, and a calm logbook.
 
-Per pack (16 cells, 4 cell sensors) 23 entities are on by default: 16 sensors, 6 binary sensors
+Per pack (16 cells, 4 cell sensors) 22 entities are on by default: 15 sensors, 6 binary sensors
 and the protection event (before issue 10: 62, 22 sensors, 39 binary sensors and the event). A
 pack that commands reach adds its 5 default switches (and 54 threshold numbers, off). Every
 other entity exists, disabled; docs/entities.md says why for each.
@@ -29,7 +29,6 @@ PACK_DEFAULT = {
         "state",
         "voltage",
         "current",
-        "power",
         "state_of_charge",
         "time_to_full",
         "time_to_empty",
@@ -106,9 +105,9 @@ async def test_the_default_set_of_a_pack_and_the_stack(
 
     pack2 = [e for e in entries if "_pack2_" in e.unique_id]
     assert _enabled(entries, "ress_battery_pack_2_") == PACK_DEFAULT
-    assert sum(len(v) for v in PACK_DEFAULT.values()) == 23
+    assert sum(len(v) for v in PACK_DEFAULT.values()) == 22
     total = Counter(e.domain for e in pack2)
-    assert total == {"sensor": 42, "binary_sensor": 78, "event": 1}  # 121, 98 of them off
+    assert total == {"sensor": 42, "binary_sensor": 78, "event": 1}  # 121, 99 of them off
 
     assert _enabled(entries, "ress_battery_") == {"sensor": STACK_DEFAULT}
     stack = [e for e in entries if not PACK_ENTITY.search(e.unique_id)]

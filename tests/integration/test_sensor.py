@@ -33,7 +33,7 @@ PACK_EXPECTED = [
     ("state", SensorDeviceClass.ENUM, None, None, None, True),
     ("voltage", SensorDeviceClass.VOLTAGE, "V", SensorStateClass.MEASUREMENT, None, True),
     ("current", SensorDeviceClass.CURRENT, "A", SensorStateClass.MEASUREMENT, None, True),
-    ("power", SensorDeviceClass.POWER, "W", SensorStateClass.MEASUREMENT, None, True),
+    ("power", SensorDeviceClass.POWER, "W", SensorStateClass.MEASUREMENT, None, False),
     ("state_of_charge", SensorDeviceClass.BATTERY, "%", SensorStateClass.MEASUREMENT, None, True),
     ("state_of_health", None, "%", SensorStateClass.MEASUREMENT, None, False),
     ("remaining_capacity", None, "Ah", SensorStateClass.MEASUREMENT, None, False),
@@ -274,9 +274,9 @@ async def test_pack_values_match_the_bms(
     assert float(value("voltage")) == analog.voltage
     # Current and power share one sign, + = discharging (the BMS says -20 A).
     assert float(value("current")) == -analog.current > 0
-    assert float(value("power")) == round(-analog.power) > 0  # to the watt
     assert value("state") == "discharging"
-    assert float(value("state_of_charge")) == analog.soc
+    assert value("state_of_charge") == str(round(analog.soc))  # in whole percent
+    assert analog.soc != round(analog.soc)  # the BMS's 10 mAh would give 0.1 %
     cells = analog.cell_voltages
     assert float(value("lowest_cell_voltage")) == min(cells)
     assert float(value("highest_cell_voltage")) == max(cells)
@@ -298,10 +298,12 @@ async def test_values_off_by_default_match_the_bms(
     hass: HomeAssistant, sim: Simulator, config_entry: MockConfigEntry
 ) -> None:
     """Enabled by the owner, the quiet values read as the BMS sends them."""
+    sim.pack(1).demand = -20.0  # discharging 20 A: a power to show
+    sim.advance(5)
     registry = er.async_get(hass)
     serial = sim.pack(1).bms_serial
     config_entry.add_to_hass(hass)
-    keys = ("soh", "remaining_capacity", "cycles", "stored_energy", "min_cell", "max_cell")
+    keys = ("power", "soh", "remaining_capacity", "cycles", "stored_energy", "min_cell", "max_cell")
     for key in keys:
         registry.async_get_or_create(
             "sensor", "syscom_ress", f"{serial}_pack1_{key}", config_entry=config_entry
@@ -315,6 +317,7 @@ async def test_values_off_by_default_match_the_bms(
         assert entity_id is not None
         return hass.states.get(entity_id).state
 
+    assert float(value("power")) == round(-analog.power) > 0  # to the watt, + = discharging
     assert float(value("soh")) == analog.soh
     assert float(value("remaining_capacity")) == analog.remaining_capacity
     assert float(value("cycles")) == analog.cycles

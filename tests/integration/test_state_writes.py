@@ -175,7 +175,8 @@ def steady(sim: Simulator, address: int, current: float) -> None:
 async def test_noise_below_the_resolution_writes_nothing(
     hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
 ) -> None:
-    """Pack 1 discharges 25 A. 20 mA more is a new current, not a new time to empty (two
+    """Pack 1 discharges 25 A. 80 mA more is within a pack current's 0.1 A: nothing; 120 mA
+    more is a new current (the stack's, at 10 mA, moves at both), not a new time to empty (two
     digits); 15 mV more is a new voltage, not a new power (to the watt: 0.4 W more)."""
     pack = "sensor.ress_battery_pack_1_"
     steady(sim, 1, -25.0)
@@ -184,15 +185,22 @@ async def test_noise_below_the_resolution_writes_nothing(
     assert before is not None
     assert float(before.state) > 0
 
-    steady(sim, 1, -25.02)
+    steady(sim, 1, -25.08)
+    writes = await counted_refresh(hass, loaded_entry)
+    assert writes.changed[pack + "current"] == 0
+    assert writes.changed["sensor.ress_battery_current"] == 1
+    assert writes.changed[pack + "voltage"] == 0  # 1 mV of internal resistance
+
+    steady(sim, 1, -25.12)
     writes = await counted_refresh(hass, loaded_entry)
     assert writes.changed[pack + "current"] == 1
+    assert writes.changed["sensor.ress_battery_current"] == 1
     assert writes.changed[pack + "time_to_empty"] == 0
-    assert writes.changed[pack + "voltage"] == 0  # 0.3 mV of internal resistance
+    assert writes.changed[pack + "voltage"] == 0
 
     old = sim.pack(1).analog()
     sim.pack(1).physics.cells[0].reading_offset += 0.015
-    steady(sim, 1, -25.02)
+    steady(sim, 1, -25.12)
     new = sim.pack(1).analog()
     assert round(new.voltage - old.voltage, 3) == 0.015
     assert round(new.power, 1) != round(old.power, 1)  # a tenth of a watt would flip...
@@ -201,6 +209,31 @@ async def test_noise_below_the_resolution_writes_nothing(
     assert writes.changed[pack + "voltage"] == 1
     assert writes.changed[pack + "power"] == 0
     assert writes.changed[pack + "current"] == 0
+
+
+async def test_a_state_of_charge_is_written_once_per_percent(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry
+) -> None:
+    """Pack 1 discharges 25 A for 10 minutes: the BMS's state of charge (remaining over full
+    capacity, 0.1 %) moves at nearly every 20 s refresh; the pack's sensor shows whole percent,
+    as the BMS's own display does, and is written once per percent it passes."""
+    entity = "sensor.ress_battery_pack_1_state_of_charge"
+    sim.pack(1).demand = -25.0
+    await refresh(hass, loaded_entry.runtime_data)
+    tenths, wholes, written = set(), {round(sim.pack(1).analog().soc)}, 0
+    for _ in range(30):
+        sim.advance(20)
+        writes = await counted_refresh(hass, loaded_entry)
+        written += writes.changed[entity]
+        soc = sim.pack(1).analog().soc
+        tenths.add(soc)
+        wholes.add(round(soc))
+        state = hass.states.get(entity)
+        assert state is not None
+        assert state.state == str(round(soc))
+    assert len(tenths) >= 25
+    assert len(wholes) >= 3
+    assert written == len(wholes) - 1  # one write per percent passed, none in between
 
 
 async def test_a_wavering_last_digit_writes_nothing(

@@ -13,7 +13,7 @@ Every named bit lives in :data:`STATUS_BITS`; code walks that table, nothing els
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -66,11 +66,13 @@ class StatusBit:
     bit: int
     rare: bool = False
     """Seldom seen or only on V3.1 firmware: its entity is disabled by default."""
+    key: str = field(init=False, repr=False, compare=False)
+    """Unique name across kinds, e.g. ``cell_over_voltage_protection`` (made once: every
+    refresh asks it of every bit)."""
 
-    @property
-    def key(self) -> str:
-        """Unique name across kinds, e.g. ``cell_over_voltage_protection``."""
-        return self.name if self.kind in (Kind.STATE, Kind.SETTING) else f"{self.name}_{self.kind}"
+    def __post_init__(self) -> None:
+        plain = self.kind in (Kind.STATE, Kind.SETTING)
+        object.__setattr__(self, "key", self.name if plain else f"{self.name}_{self.kind}")
 
 
 def _bits(byte: StatusByte, kind: Kind, *names: str | tuple[str, Kind] | None) -> list[StatusBit]:
