@@ -993,10 +993,14 @@ class DevHome:
         api = self.api
 
         async def ready() -> bool:
-            devices, entities = await api.ws(
+            # The frontend's list: ``config/entity_registry/list`` would make Home Assistant
+            # cache a JSON copy in each of the entry's registry entries (about 5 MiB for 16
+            # packs, disabled ones included), which only its entity settings page does.
+            devices, listed = await api.ws(
                 {"type": "config/device_registry/list"},
-                {"type": "config/entity_registry/list"},
+                {"type": "config/entity_registry/list_for_display"},
             )
+            entities = [e for e in listed["entities"] if e.get("pl") == DOMAIN]
             mine = [d for d in devices if self.entry_id in d.get("config_entries", [])]
             stacks = [d for d in mine if not d.get("via_device_id")]
             if len(stacks) != 1:
@@ -1004,13 +1008,7 @@ class DevHome:
             stack = stacks[0]
             packs = [d for d in mine if d.get("via_device_id") == stack["id"]]
             soc = next(
-                (
-                    e["entity_id"]
-                    for e in entities
-                    if e.get("device_id") == stack["id"]
-                    and e.get("platform") == DOMAIN
-                    and str(e.get("unique_id", "")).endswith("_soc")
-                ),
+                (e["ei"] for e in entities if e.get("di") == stack["id"] and e.get("tk") == "soc"),
                 None,
             )
             if len(packs) < self.packs or soc is None:
@@ -1020,7 +1018,7 @@ class DevHome:
                 float(state["state"])
             except TypeError, ValueError:
                 return False
-            pack_entities = {e["device_id"] for e in entities if e.get("platform") == DOMAIN}
+            pack_entities = {e.get("di") for e in entities}
             if not all(p["id"] in pack_entities for p in packs):
                 return False
             self.stack_device_id = stack["id"]

@@ -297,9 +297,10 @@ async def test_a_solar_day_at_the_default_interval(
     row each, per pack-hour of a 16-pack stack (a pack's own, plus the stack's shared by 16).
 
     One pack, physics in 1 s steps. Before issue 11 the pack wrote 537 states an hour, most of
-    them the last digit of its voltages wavering; now the voltages write a few an hour and what
-    remains follows the charge (state of charge, current, power, time to full): about 160 rows
-    an hour of the pack's own and 350 of the stack's, some 185 per pack-hour in all.
+    them the last digit of its voltages wavering; then the voltages wrote a few an hour and what
+    remained followed the charge: about 160 rows an hour of the pack's own, some 185 per
+    pack-hour with the stack's 350. With a pack's power off, its current to 0.1 A and its state
+    of charge in whole percent: about 73 of its own, some 95 per pack-hour.
     """
     hass.loop.set_debug(False)  # 2,880 refreshes: asyncio's debug mode would triple the time
     start = datetime(2024, 6, 21, 0, 0)
