@@ -154,7 +154,7 @@ async def _page_lines(browser: DevTools, done: Callable[[list[str]], bool]) -> l
     return lines
 
 
-DAILY_ROWS = ("State of charge", "Voltage", "Current", "Power")
+DAILY_ROWS = ("State of charge", "Voltage", "Current")
 """What a pack page shows by default (docs/entities.md: the calm default view)."""
 
 
