@@ -171,15 +171,12 @@ class CostHome(devhome.DevHome):
 
 
 async def shown_entities(home: CostHome) -> list[dict[str, Any]]:
-    """The integration's enabled entities as the frontend lists them (``ei`` id, ``di`` device).
-
-    ``list_for_display`` is what every frontend loads, so the JSON it caches in each registry
-    entry is there in any Home Assistant that is looked at; ``config/entity_registry/list``
-    would add another cache per entry, disabled ones included, that only the settings page makes.
-    """
+    """The integration's enabled entities as the frontend lists them (``ei`` id, ``di`` device):
+    the JSON that list caches in each registry entry is there in any Home Assistant that is
+    looked at (:data:`devhome.LIST_FOR_DISPLAY`)."""
     assert home.api is not None
-    (listed,) = await home.api.ws({"type": "config/entity_registry/list_for_display"})
-    return [e for e in listed["entities"] if e.get("pl") == devhome.DOMAIN]
+    (listed,) = await home.api.ws(devhome.LIST_FOR_DISPLAY)
+    return devhome.ours_for_display(listed)
 
 
 def stored_registry(home: CostHome) -> list[dict[str, Any]]:

@@ -57,6 +57,19 @@ from ress_bms.dialects import DIALECTS
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION_DIR = ROOT / "custom_components" / "syscom_ress"
 DOMAIN = "syscom_ress"
+LIST_FOR_DISPLAY: dict[str, Any] = {"type": "config/entity_registry/list_for_display"}
+"""The entity list every frontend loads. ``config/entity_registry/list`` would make Home Assistant
+cache a JSON copy in each registry entry, disabled ones included (about 5 MiB for 16 packs),
+which only its entity settings page does: a tool that lists entities should not add that."""
+
+
+def ours_for_display(listed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The integration's entries of a :data:`LIST_FOR_DISPLAY` answer.
+
+    Each has ``ei`` (entity id), ``di`` (device id) and ``tk`` (translation key).
+    """
+    return [e for e in listed["entities"] if e.get("pl") == DOMAIN]
+
 
 DEV_NAME = "Developer"
 DEV_USER = "dev"
@@ -993,14 +1006,10 @@ class DevHome:
         api = self.api
 
         async def ready() -> bool:
-            # The frontend's list: ``config/entity_registry/list`` would make Home Assistant
-            # cache a JSON copy in each of the entry's registry entries (about 5 MiB for 16
-            # packs, disabled ones included), which only its entity settings page does.
             devices, listed = await api.ws(
-                {"type": "config/device_registry/list"},
-                {"type": "config/entity_registry/list_for_display"},
+                {"type": "config/device_registry/list"}, LIST_FOR_DISPLAY
             )
-            entities = [e for e in listed["entities"] if e.get("pl") == DOMAIN]
+            entities = ours_for_display(listed)
             mine = [d for d in devices if self.entry_id in d.get("config_entries", [])]
             stacks = [d for d in mine if not d.get("via_device_id")]
             if len(stacks) != 1:
