@@ -244,9 +244,9 @@ class StackHistory:
     def _refreshed(self) -> None:
         interval = self.coordinator.update_interval
         self._next_refresh = time.monotonic() + (interval.total_seconds() if interval else 0.0)
-        if self._task is None or self._task.done():
+        if (self._task is None or self._task.done()) and (due := self._due()):
             self._task = self.coordinator.config_entry.async_create_background_task(
-                self.hass, self._step(), f"{DOMAIN} history of {self.coordinator.link.url}"
+                self.hass, self._step(due), f"{DOMAIN} history of {self.coordinator.link.url}"
             )
 
     @callback
@@ -286,9 +286,9 @@ class StackHistory:
             due = due[shift:] + due[:shift]
         return due
 
-    async def _step(self) -> None:
+    async def _step(self, due: list[tuple[int, PackHistory]]) -> None:
         budget = RECORDS_PER_REFRESH
-        for address, history in self._due():
+        for address, history in due:
             if budget <= 0:
                 break
             try:

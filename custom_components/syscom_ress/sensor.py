@@ -450,24 +450,28 @@ class PackSensor(PackEntity, SensorEntity):
 
     entity_description: PackSensorDescription
     _unrecorded_attributes = PLACE_ATTRIBUTES
-    _reading: tuple[object, StateType, Attributes] | None = None
-    """(the sample read, value, attributes): read once per sample, not at every property."""
+    _reading: tuple[PackAnalog, PackStatus | None, StateType, Attributes] | None = None
+    """(the sample's analog values and status, value, attributes): read once per sample."""
 
     def _read(self) -> tuple[StateType, Attributes]:
-        """Value and attributes from the pack's last sample; within the jitter, what is shown."""
+        """Value and attributes from the pack's last sample; within the jitter, what is shown.
+
+        A sample is recognised by identity: the coordinator keeps the previous objects when a
+        new sample equals them, and comparing two unequal samples field by field at each of a
+        pack's entities is most of what a refresh would cost here.
+        """
         pack = self.pack
         if pack is None or pack.analog is None:
             return None, None
-        sample = (pack.analog, pack.status)
         last = self._reading
-        if last is not None and last[0] == sample:
-            return last[1], last[2]
+        if last is not None and last[0] is pack.analog and last[1] is pack.status:
+            return last[2], last[3]
         description = self.entity_description
         value = description.value_fn(pack.analog, pack.status)
         attrs = description.attrs_fn(pack.analog) if description.attrs_fn else None
-        if last is not None and within_jitter(description.jitter, last[1], value):
-            value, attrs = last[1], last[2]  # an extreme's place is held with its value
-        self._reading = (sample, value, attrs)
+        if last is not None and within_jitter(description.jitter, last[2], value):
+            value, attrs = last[2], last[3]  # an extreme's place is held with its value
+        self._reading = (pack.analog, pack.status, value, attrs)
         return value, attrs
 
     @property
