@@ -28,7 +28,7 @@ each); resident memory before the entry, loaded and disabled; time from creation
 states. CPU is read from /proc (every thread); the windows keep clear of the recorder's
 five-minute statistics run (that run is the statistics' cost, not a refresh's).
 
-    .venv/bin/python bench/ha_cost.py                  # 1, 4, 16 packs (about 10 minutes)
+    .venv/bin/python bench/ha_cost.py                  # 1, 4, 16 packs (16 alone: about 11 minutes)
     .venv/bin/python bench/ha_cost.py --quick          # 1 pack, short windows: a smoke run
     .venv/bin/python bench/ha_cost.py --packs 16 --markdown cost.md
 
