@@ -25,6 +25,7 @@ from custom_components.syscom_ress import history_cache, logbook
 from custom_components.syscom_ress.const import DOMAIN
 from custom_components.syscom_ress.coordinator import StackCoordinator
 from custom_components.syscom_ress.history_cache import (
+    CHECK_INTERVAL,
     EVENT_HISTORY,
     RECORDS_PER_REFRESH,
     storage_key,
@@ -294,6 +295,28 @@ async def test_a_pack_that_fails_is_asked_again_later(
     monkeypatch.setattr(history_cache, "RETRY_AFTER", 0.0)
     await refresh(hass, coordinator)
     assert history.freshness()["error"] is None
+
+
+async def test_a_settled_cache_asks_nothing_until_a_check_is_due(
+    hass: HomeAssistant, sim: Simulator, loaded_entry: MockConfigEntry, monkeypatch: Any
+) -> None:
+    """Once every log is cached, refreshes read no record; every 5 minutes, one per pack."""
+    coordinator: StackCoordinator = loaded_entry.runtime_data
+    await settle_history(hass, coordinator)
+    requests = Requests(sim, monkeypatch)
+    for _ in range(5):
+        sim.advance(30)
+        await refresh(hass, coordinator)
+    assert requests.count == 0
+    cached = [coordinator.history.pack(address) for address in coordinator.data.packs]
+    for history in cached:
+        assert history is not None
+        assert history.checked_at is not None
+        history.checked_at -= CHECK_INTERVAL  # as if five minutes had passed
+    await refresh(hass, coordinator)
+    assert requests.count == len(cached)  # index 0 of each: still the newest cached record
+    await refresh(hass, coordinator)
+    assert requests.count == len(cached)
 
 
 async def test_only_packs_that_answer_for_themselves_have_a_history(
