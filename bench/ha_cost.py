@@ -80,16 +80,11 @@ RELOAD_LINE = soak.RELOAD_LINE
 GOAL_PACKS, GOAL_CPU_MS, GOAL_ROWS, GOAL_MIB = 16, 15.0, 400.0, 40.0
 """Issue 11's goals for a 16-pack stack with default entities (printed next to the figures)."""
 WINDOWS = {
-    "default": "default entities, just created",
-    "restarted": "default entities, after a restart",
-    "all": "every entity",
+    "default": ("default entities, just created", "the entry's creation"),
+    "restarted": ("default entities, after a restart", "Home Assistant's restart"),
+    "all": ("every entity", "enabling the entry"),
 }
-"""The measuring windows, in the order they run, and what each is."""
-FIRST_STATES_AFTER = {
-    "default": "the entry's creation",
-    "restarted": "Home Assistant's restart",
-    "all": "enabling the entry",
-}
+"""The measuring windows, in the order they run: what each is, and what its first states follow."""
 
 COST_YAML = """\
 # Written by bench/ha_cost.py: Home Assistant with its SQLite recorder, quiet logs.
@@ -698,7 +693,7 @@ def text_report(results: list[StackResult], args: argparse.Namespace) -> str:
             f = figures(result, entities)
             lines += [
                 "",
-                f"{f.packs} packs, {WINDOWS[entities]} ({f.enabled} enabled): {f.refreshes} "
+                f"{f.packs} packs, {WINDOWS[entities][0]} ({f.enabled} enabled): {f.refreshes} "
                 f"refreshes of {f.refresh_seconds:.2f} s every {f.period:.1f} s, "
                 f"{f.simulated:.0f} simulated s each (x{result.speed:g})",
                 f"  CPU per refresh   {f.cpu:.1f} ms (event loop {f.cpu_loop:.1f}, recorder "
@@ -714,8 +709,7 @@ def text_report(results: list[StackResult], args: argparse.Namespace) -> str:
                 f"  memory            {_mib(f.rss_loaded)} loaded, {_mib(f.rss_before)} before "
                 f"the entry (entry {f.entry_mib or 0:+.0f} MiB), "
                 f"{_mib(f.rss_disabled)} with the entry disabled",
-                f"  first states      {f.first_states or 0:.1f} s after "
-                + FIRST_STATES_AFTER[entities],
+                f"  first states      {f.first_states or 0:.1f} s after " + WINDOWS[entities][1],
             ]
     for result in results:
         if result.packs == GOAL_PACKS and {"default", "restarted"} <= result.windows.keys():
@@ -749,7 +743,7 @@ def markdown_report(results: list[StackResult], args: argparse.Namespace) -> str
         for entities in result.windows:
             f = figures(result, entities)
             lines.append(
-                f"| {f.packs} | {WINDOWS[entities]} | {f.enabled:,} | {f.cpu:.1f} ms "
+                f"| {f.packs} | {WINDOWS[entities][0]} | {f.enabled:,} | {f.cpu:.1f} ms "
                 f"({f.cpu_loop:.1f} + {f.cpu_recorder:.1f}) | "
                 f"{f.cpu_per_pack:.2f} ms | {f.rows_per_refresh:.1f} | "
                 f"{f.rows_per_pack_hour:,.0f} | {f.statistics_per_hour / f.packs:,.0f} | "
@@ -760,7 +754,7 @@ def markdown_report(results: list[StackResult], args: argparse.Namespace) -> str
         for entities in result.windows:
             f = figures(result, entities)
             top = ", ".join(f"{kind} {rows:,.0f}" for kind, rows in f.top[:6])
-            lines.append(f"* {f.packs} packs, {WINDOWS[entities]}: {top}")
+            lines.append(f"* {f.packs} packs, {WINDOWS[entities][0]}: {top}")
     return "\n".join(lines) + "\n"
 
 
